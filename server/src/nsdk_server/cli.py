@@ -1,0 +1,145 @@
+"""Command line: `python -m nsdk_server [options]`.
+
+The first line on stdout is the URL the server listens on (e.g. `http://127.0.0.1:54321`),
+printed once the socket listens; nothing else goes to stdout. Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from .config import DEFAULT_USER, ServerConfig, load_users_file, parse_rate, parse_user
+
+__all__ = ["build_config", "main", "parser"]
+
+BACKLOG = 2048
+
+
+def parser() -> argparse.ArgumentParser:
+    """Return the argument parser (its help text documents every default)."""
+    p = argparse.ArgumentParser(
+        prog="python -m nsdk_server",
+        description="Reference server for the NSDK authentication API (openapi.yaml).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind")
+    p.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one")
+    p.add_argument("--access-ttl", type=float, default=300.0, help="access-token TTL, seconds")
+    p.add_argument("--refresh-ttl", type=float, default=86400.0, help="refresh-token TTL, seconds")
+    p.add_argument("--db", metavar="PATH", help="SQLite file (survives restarts); default memory")
+    p.add_argument("--secret", help="HS256 key (default: $NSDK_SERVER_SECRET, else random)")
+    p.add_argument("--faults", action="store_true", help="mount the /_nsdk test control API")
+    p.add_argument("--users", type=Path, metavar="FILE",
+                   help="JSON list of {email, password, userId, tenantId} to seed")
+    p.add_argument("--user", action="append", default=[], metavar="EMAIL:PASSWORD[:UID[:TID]]",
+                   help="seed one more user (repeatable)")
+    p.add_argument("--no-default-user", action="store_true",
+                   help=f"do not seed the demo user {DEFAULT_USER.email}")
+    p.add_argument("--login-account-rate", default="100/60", metavar="N/SECONDS",
+                   help="login attempts per account; 'off' disables")
+    p.add_argument("--login-address-rate", default="1000/60", metavar="N/SECONDS",
+                   help="login attempts per client address; 'off' disables")
+    p.add_argument("--global-rate", default="off", metavar="N/SECONDS",
+                   help="requests per client address on all API routes; 'off' disables")
+    p.add_argument("--scrypt-n", type=int, default=2**14, help="scrypt cost for password hashes")
+    p.add_argument("--log-level", default="info", help="python logging level for stderr")
+    p.add_argument("--access-log", action="store_true", help="log each request line to stderr")
+    return p
+
+
+def build_config(args: argparse.Namespace) -> ServerConfig:
+    """Turn parsed options into a `ServerConfig`.
+
+    Raises:
+        ValueError: on inconsistent options.
+    """
+    secret_text = args.secret or os.environ.get("NSDK_SERVER_SECRET")
+    secret = secret_text.encode() if secret_text else secrets.token_bytes(32)
+    users = [] if args.no_default_user else [DEFAULT_USER]
+    if args.users:
+        users += load_users_file(args.users)
+    users += [parse_user(text, i) for i, text in enumerate(args.user, start=1)]
+    if not users:
+        raise ValueError("no users to seed")
+    if args.access_ttl <= 0 or args.refresh_ttl <= 0:
+        raise ValueError("--access-ttl and --refresh-ttl must be positive")
+    return ServerConfig(
+        secret=secret,
+        access_ttl=args.access_ttl,
+        refresh_ttl=args.refresh_ttl,
+        db_path=args.db,
+        faults=args.faults,
+        users=tuple(users),
+        login_account_rate=parse_rate(args.login_account_rate),
+        login_address_rate=parse_rate(args.login_address_rate),
+        global_rate=parse_rate(args.global_rate),
+        scrypt_n=args.scrypt_n,
+    )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind and listen on `host:port` (port 0: any free port)."""
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(info[0], socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(info[4])
+    sock.listen(BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """Return the base URL of a listening socket."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def uvicorn_config(app: object, protocol: type[asyncio.Protocol], *, access_log: bool,
+                   log_level: str) -> uvicorn.Config:
+    """Return the uvicorn settings shared by the CLI and the in-thread runner."""
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        http=protocol,
+        lifespan="on",
+        access_log=access_log,
+        log_config=None,
+        log_level=log_level.lower(),
+        backlog=BACKLOG,
+        limit_concurrency=None,
+        timeout_keep_alive=30,
+        server_header=False,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server until SIGINT or SIGTERM; return the exit code."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = build_config(args)
+    except (ValueError, OSError) as exc:
+        print(f"nsdk_server: {exc}", file=sys.stderr)
+        return 2
+    from .app import create_app  # noqa: PLC0415 - keep --help fast
+    from .connections import make_protocol_class  # noqa: PLC0415
+
+    server_app = create_app(config)
+    sock = bind(args.host, args.port)
+    print(url_of(sock), flush=True)
+    server = uvicorn.Server(
+        uvicorn_config(server_app.asgi, make_protocol_class(server_app.registry),
+                       access_log=args.access_log, log_level=args.log_level)
+    )
+    asyncio.run(server.serve(sockets=[sock]))
+    return 0

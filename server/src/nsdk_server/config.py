@@ -1,0 +1,143 @@
+"""Server configuration: one immutable value built by the CLI or by tests.
+
+Every knob of the reference server lives in `ServerConfig`; `nsdk_server.cli` turns command-line
+options into it and `nsdk_server.testing` turns keyword arguments into command-line options.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_USER",
+    "RateSpec",
+    "ServerConfig",
+    "UserSeed",
+    "load_users_file",
+    "parse_rate",
+    "parse_user",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RateSpec:
+    """A rate limit: at most `limit` requests per `window` seconds (sliding window)."""
+
+    limit: int
+    window: float
+
+    def __str__(self) -> str:
+        """Render as the CLI spelling `N/SECONDS`."""
+        window = int(self.window) if self.window.is_integer() else self.window
+        return f"{self.limit}/{window}"
+
+
+def parse_rate(text: str) -> RateSpec | None:
+    """Parse `N/SECONDS` (e.g. `100/60`); `0`, `off` or `none` disable the limit.
+
+    Raises:
+        ValueError: if the text is not a valid rate.
+    """
+    value = text.strip().lower()
+    if value in {"0", "off", "none", ""}:
+        return None
+    count, sep, window = value.partition("/")
+    if not sep:
+        raise ValueError(f"rate {text!r} must look like N/SECONDS, e.g. 100/60, or 'off'")
+    limit, seconds = int(count), float(window)
+    if limit <= 0 or not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"rate {text!r} needs a positive count and a positive window")
+    return RateSpec(limit, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class UserSeed:
+    """A user the server knows, with the plain password (hashed once at startup)."""
+
+    email: str
+    password: str = field(repr=False)
+    user_id: str
+    tenant_id: str
+
+
+DEFAULT_USER = UserSeed(
+    email="user@example.com", password="demo-password", user_id="1005", tenant_id="2001"
+)
+
+
+def parse_user(text: str, index: int) -> UserSeed:
+    """Parse the CLI spelling `EMAIL:PASSWORD[:USER_ID[:TENANT_ID]]`.
+
+    Missing ids default to `2000 + index` for the user and `2001` for the tenant.
+
+    Raises:
+        ValueError: if email or password is missing.
+    """
+    parts = text.split(":")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ValueError("--user needs EMAIL:PASSWORD[:USER_ID[:TENANT_ID]]")
+    user_id = parts[2] if len(parts) > 2 and parts[2] else str(2000 + index)
+    tenant_id = parts[3] if len(parts) > 3 and parts[3] else "2001"
+    return UserSeed(email=parts[0], password=parts[1], user_id=user_id, tenant_id=tenant_id)
+
+
+def load_users_file(path: Path) -> list[UserSeed]:
+    """Load users from a JSON file: a list of `{email, password, userId, tenantId}` objects.
+
+    Raises:
+        ValueError: if the file does not have that shape.
+    """
+    data: Any = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of users")
+    users = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ValueError(f"{path}: user #{i} is not an object")
+        try:
+            users.append(
+                UserSeed(
+                    email=str(item["email"]),
+                    password=str(item["password"]),
+                    user_id=str(item.get("userId", 3000 + i)),
+                    tenant_id=str(item.get("tenantId", "2001")),
+                )
+            )
+        except KeyError as exc:
+            raise ValueError(f"{path}: user #{i} lacks {exc.args[0]!r}") from None
+    return users
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything the app needs; defaults are the documented defaults of the CLI.
+
+    Attributes:
+        secret: HMAC key for access tokens (HS256).
+        access_ttl: access-token lifetime in seconds (at least this, less than one more second).
+        refresh_ttl: refresh-token lifetime in seconds.
+        db_path: SQLite file, or None for an in-memory database.
+        faults: mount the test control API under `/_nsdk` (fault injection and stats).
+        users: the seeded users.
+        login_account_rate: login attempts per account (email), or None for no limit.
+        login_address_rate: login attempts per client address, or None for no limit.
+        global_rate: requests per client address on every API route, or None for no limit.
+        scrypt_n: scrypt CPU/memory cost for password hashes (a power of two).
+        max_body_bytes: request bodies larger than this are rejected with 400.
+    """
+
+    secret: bytes = field(repr=False)
+    access_ttl: float = 300.0
+    refresh_ttl: float = 86400.0
+    db_path: str | None = None
+    faults: bool = False
+    users: tuple[UserSeed, ...] = (DEFAULT_USER,)
+    login_account_rate: RateSpec | None = RateSpec(100, 60.0)
+    login_address_rate: RateSpec | None = RateSpec(1000, 60.0)
+    global_rate: RateSpec | None = None
+    scrypt_n: int = 2**14
+    max_body_bytes: int = 64 * 1024

@@ -1,0 +1,83 @@
+"""Every task a person runs on nsdk: ``nox -l`` lists them, ``nox`` runs the default set.
+
+Sessions install what they need from ``pyproject.toml``'s dependency groups, so a fresh machine
+with only ``pip install nox`` can run any of them. Tests run against the built wheel, not the
+source tree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHON = "3.11"
+
+nox.options.error_on_external_run = True
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["check_generated", "lint", "typing", "tests"]
+
+
+def _group(name: str) -> list[str]:
+    return nox.project.dependency_groups(PYPROJECT, name)
+
+
+def _install_wheel(session: nox.Session) -> None:
+    """Build the nsdk wheel into the session's tmp dir and install it (no editable source)."""
+    out = Path(session.create_tmp()) / "dist"
+    session.install("build==1.3.0")
+    session.run("python", "-m", "build", "--wheel", "--outdir", str(out), silent=True)
+    wheels = sorted(out.glob("nsdk-*.whl"), key=lambda p: p.stat().st_mtime)
+    session.install("--force-reinstall", "--no-deps", str(wheels[-1]))
+    session.install("httpx>=0.27,<0.29", "attrs>=23.1")
+
+
+@nox.session(python=PYTHON)
+def generate(session: nox.Session) -> None:
+    """Regenerate generated/nsdk_api from openapi.yaml through templates/."""
+    session.install(*_group("generate"))
+    session.run("python", "-m", "generator", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def check_generated(session: nox.Session) -> None:
+    """Drift check: regenerate into a temp dir and fail with a diff if generated/ is stale."""
+    session.install(*_group("generate"))
+    session.run("python", "-m", "generator", "--check")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check over hand-written code."""
+    session.install(*_group("lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typing(session: nox.Session) -> None:
+    """mypy --strict over the overlay, the generated package and tests/typing."""
+    session.install(*_group("typing"))
+    _install_wheel(session)
+    session.run("mypy", "--strict", "overlay/nsdk", "generated/nsdk_api", "tests/typing")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite against the installed wheel and the reference server over loopback."""
+    session.install(*_group("test"))
+    session.install("./server")
+    _install_wheel(session)
+    # --import-mode=importlib and running from tests/ keep the source tree off sys.path.
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "--import-mode=importlib",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"NSDK_REPO_ROOT": str(ROOT)},
+    )

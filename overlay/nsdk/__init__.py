@@ -1,0 +1,3 @@
+"""nsdk: the Python SDK for the NSDK authentication API."""
+
+__all__: list[str] = []

@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import NoReturn
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -54,18 +54,23 @@ class ServerApp:
     store: Store
 
 
-def _error(request: Request, status: int, detail: str, headers: dict[str, str] | None = None
-           ) -> Response:
+def _error(
+    request: Request, status: int, detail: str, headers: dict[str, str] | None = None
+) -> Response:
     body = error_body(detail, str(request.scope.get("nsdk.request_id", "")))
-    return Response(body, status, headers={"Cache-Control": "no-store", **(headers or {})},
-                    media_type="application/json")
+    return Response(
+        body,
+        status,
+        headers={"Cache-Control": "no-store", **(headers or {})},
+        media_type="application/json",
+    )
 
 
 class _BadPayload(Exception):
     """The request payload does not have the documented shape (answered with 400)."""
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
@@ -107,7 +112,7 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def create_app(config: ServerConfig) -> ServerApp:  # noqa: C901 - endpoints share the closure
+def create_app(config: ServerConfig) -> ServerApp:
     """Build the server for a configuration (hashes the seeded passwords: takes a moment)."""
     store = Store(config.db_path)
     users = UserDirectory(config.users, scrypt_n=config.scrypt_n)
@@ -145,8 +150,12 @@ def create_app(config: ServerConfig) -> ServerApp:  # noqa: C901 - endpoints sha
         pair = tokens.login(user.user_id, user.tenant_id)
         stats.bump("login_ok")
         return JSONResponse(
-            {"accessToken": pair.access_token, "refreshToken": pair.refresh_token,
-             "userId": user.user_id, "tenantId": user.tenant_id},
+            {
+                "accessToken": pair.access_token,
+                "refreshToken": pair.refresh_token,
+                "userId": user.user_id,
+                "tenantId": user.tenant_id,
+            },
             headers={"Cache-Control": "no-store"},
         )
 
@@ -159,8 +168,11 @@ def create_app(config: ServerConfig) -> ServerApp:  # noqa: C901 - endpoints sha
         if result.outcome is RotateOutcome.REPLAY:
             stats.bump("replays")
             stats.bump("families_revoked")
-            logger.warning("refresh token replay: family %s revoked [%s]", result.family_id,
-                           request.scope.get("nsdk.request_id"))
+            logger.warning(
+                "refresh token replay: family %s revoked [%s]",
+                result.family_id,
+                request.scope.get("nsdk.request_id"),
+            )
         if pair is None:
             stats.bump("refresh_failed")
             return _error(request, 401, "Unauthorized")
@@ -218,7 +230,9 @@ def create_app(config: ServerConfig) -> ServerApp:  # noqa: C901 - endpoints sha
     if config.faults:
         routes.append(Mount("/_nsdk", routes=control_routes(book, stats)))
     router = Starlette(
-        routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error}, lifespan=lifespan
+        routes=routes,
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
     )
     inner: ASGIApp = FaultLayer(router, book, registry, stats) if config.faults else router
     asgi = RequestContext(inner, stats, global_limit)

@@ -39,18 +39,42 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--db", metavar="PATH", help="SQLite file (survives restarts); default memory")
     p.add_argument("--secret", help="HS256 key (default: $NSDK_SERVER_SECRET, else random)")
     p.add_argument("--faults", action="store_true", help="mount the /_nsdk test control API")
-    p.add_argument("--users", type=Path, metavar="FILE",
-                   help="JSON list of {email, password, userId, tenantId} to seed")
-    p.add_argument("--user", action="append", default=[], metavar="EMAIL:PASSWORD[:UID[:TID]]",
-                   help="seed one more user (repeatable)")
-    p.add_argument("--no-default-user", action="store_true",
-                   help=f"do not seed the demo user {DEFAULT_USER.email}")
-    p.add_argument("--login-account-rate", default="100/60", metavar="N/SECONDS",
-                   help="login attempts per account; 'off' disables")
-    p.add_argument("--login-address-rate", default="1000/60", metavar="N/SECONDS",
-                   help="login attempts per client address; 'off' disables")
-    p.add_argument("--global-rate", default="off", metavar="N/SECONDS",
-                   help="requests per client address on all API routes; 'off' disables")
+    p.add_argument(
+        "--users",
+        type=Path,
+        metavar="FILE",
+        help="JSON list of {email, password, userId, tenantId} to seed",
+    )
+    p.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="EMAIL:PASSWORD[:UID[:TID]]",
+        help="seed one more user (repeatable)",
+    )
+    p.add_argument(
+        "--no-default-user",
+        action="store_true",
+        help=f"do not seed the demo user {DEFAULT_USER.email}",
+    )
+    p.add_argument(
+        "--login-account-rate",
+        default="100/60",
+        metavar="N/SECONDS",
+        help="login attempts per account; 'off' disables",
+    )
+    p.add_argument(
+        "--login-address-rate",
+        default="1000/60",
+        metavar="N/SECONDS",
+        help="login attempts per client address; 'off' disables",
+    )
+    p.add_argument(
+        "--global-rate",
+        default="off",
+        metavar="N/SECONDS",
+        help="requests per client address on all API routes; 'off' disables",
+    )
     p.add_argument("--scrypt-n", type=int, default=2**14, help="scrypt cost for password hashes")
     p.add_argument("--log-level", default="info", help="python logging level for stderr")
     p.add_argument("--access-log", action="store_true", help="log each request line to stderr")
@@ -104,8 +128,9 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def uvicorn_config(app: object, protocol: type[asyncio.Protocol], *, access_log: bool,
-                   log_level: str) -> uvicorn.Config:
+def uvicorn_config(
+    app: object, protocol: type[asyncio.Protocol], *, access_log: bool, log_level: str
+) -> uvicorn.Config:
     """Return the uvicorn settings shared by the CLI and the in-thread runner."""
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
@@ -117,6 +142,7 @@ def uvicorn_config(app: object, protocol: type[asyncio.Protocol], *, access_log:
         backlog=BACKLOG,
         limit_concurrency=None,
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=3,
         server_header=False,
     )
 
@@ -124,22 +150,29 @@ def uvicorn_config(app: object, protocol: type[asyncio.Protocol], *, access_log:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGINT or SIGTERM; return the exit code."""
     args = parser().parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         config = build_config(args)
     except (ValueError, OSError) as exc:
         print(f"nsdk_server: {exc}", file=sys.stderr)
         return 2
-    from .app import create_app  # noqa: PLC0415 - keep --help fast
-    from .connections import make_protocol_class  # noqa: PLC0415
+    from .app import create_app
+    from .connections import make_protocol_class
 
     server_app = create_app(config)
     sock = bind(args.host, args.port)
     print(url_of(sock), flush=True)
     server = uvicorn.Server(
-        uvicorn_config(server_app.asgi, make_protocol_class(server_app.registry),
-                       access_log=args.access_log, log_level=args.log_level)
+        uvicorn_config(
+            server_app.asgi,
+            make_protocol_class(server_app.registry),
+            access_log=args.access_log,
+            log_level=args.log_level,
+        )
     )
     asyncio.run(server.serve(sockets=[sock]))
     return 0

@@ -65,7 +65,10 @@ class UserSeed:
 
 
 DEFAULT_USER = UserSeed(
-    email="user@example.com", password="demo-password", user_id="1005", tenant_id="2001"
+    email="user@example.com",
+    password="demo-password",  # noqa: S106 - the documented demo user
+    user_id="1005",
+    tenant_id="2001",
 )
 
 

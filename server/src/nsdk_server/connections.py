@@ -9,6 +9,7 @@ also puts in `scope["client"]`. The fault layer looks the transport up and abort
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,10 +70,8 @@ class ConnectionRegistry:
 
 async def _wait(event: asyncio.Event) -> None:
     # uvicorn only stops expecting a response once connection_lost has run; wait for it (briefly).
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout=2.0)
-    except TimeoutError:
-        pass
 
 
 def make_protocol_class(registry: ConnectionRegistry) -> type[H11Protocol]:

@@ -31,8 +31,18 @@ __all__ = ["BODY_MODES", "FaultBook", "FaultInjectedError", "FaultLayer", "Fault
 
 BODY_MODES = ("malformed", "truncated", "empty", "html", "wrong_shape", "huge")
 _DROPS = ("before", "after")
-_FIELDS = {"op", "status", "retry_after", "body", "delay", "drop", "perform", "exception", "times",
-           "size"}
+_FIELDS = {
+    "op",
+    "status",
+    "retry_after",
+    "body",
+    "delay",
+    "drop",
+    "perform",
+    "exception",
+    "times",
+    "size",
+}
 _HUGE_DEFAULT = 5 * 1024 * 1024
 
 
@@ -71,7 +81,7 @@ class FaultSpec:
         spec._check()
         return spec
 
-    def _check(self) -> None:  # noqa: C901 - a flat list of independent rules reads best
+    def _check(self) -> None:
         if self.op not in OPERATIONS:
             raise ValueError(f"op must be one of {list(OPERATIONS)}")
         if self.status is not None and (
@@ -216,8 +226,9 @@ class FaultLayer:
             declared = len(body) + 64
             headers.append((b"content-length", str(declared).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body[: len(body) // 2],
-                        "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+            )
             await self.registry.close(scope.get("client"))
             return
         headers.append((b"content-length", str(len(body)).encode()))

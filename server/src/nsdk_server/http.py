@@ -108,8 +108,9 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         except Exception:
             # Never a traceback to the client; the log line carries the id the client can quote.
-            logger.exception("unhandled error in %s %s [%s]", scope["method"], scope["path"],
-                             request_id)
+            logger.exception(
+                "unhandled error in %s %s [%s]", scope["method"], scope["path"], request_id
+            )
             self.stats.bump("server_errors")
             if not started:
                 await send_error(send_with_id, 500, "Internal server error", request_id)

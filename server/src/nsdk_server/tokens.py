@@ -3,8 +3,8 @@
 Access-token claims: `sub` (user id), `tid` (tenant id), `iat`, `exp`, `jti` and `fam` (the token
 family the login started). `exp` is an integer (RFC 7519 NumericDate) rounded *up* from
 `now + access_ttl`, and tokens are verified with zero leeway: a token is accepted for at least
-`access_ttl` seconds and rejected from `access_ttl + 1` seconds on. With `--access-ttl 1`, a token is
-therefore always rejected 2 seconds after it was issued.
+`access_ttl` seconds and rejected from `access_ttl + 1` seconds on. With `--access-ttl 1`, a token
+is therefore always rejected 2 seconds after it was issued.
 
 Refresh tokens are `secrets.token_urlsafe(32)`; the server keeps only their SHA-256 (see `store`).
 """
@@ -94,7 +94,9 @@ class TokenService:
         family_id = self._store.create_session(
             user_id, hash_token(refresh), now, now + self._refresh_ttl
         )
-        return IssuedPair(self._access_token(user_id, tenant_id, family_id, now), refresh, family_id)
+        return IssuedPair(
+            self._access_token(user_id, tenant_id, family_id, now), refresh, family_id
+        )
 
     def rotate(
         self, refresh_token: str, tenant_of: Callable[[str], str | None]
@@ -110,7 +112,11 @@ class TokenService:
         result = self._store.rotate(
             hash_token(refresh_token), hash_token(successor), now, now + self._refresh_ttl
         )
-        if result.family_id is None or result.user_id is None or result.outcome is not RotateOutcome.ROTATED:
+        if (
+            result.family_id is None
+            or result.user_id is None
+            or result.outcome is not RotateOutcome.ROTATED
+        ):
             return result, None
         tenant_id = tenant_of(result.user_id)
         if tenant_id is None:

@@ -56,7 +56,9 @@ class UserDirectory:
             if key in self._by_email:
                 raise ValueError(f"duplicate user email {seed.email!r}")
             salt = secrets.token_bytes(16)
-            user = User(seed.email, seed.user_id, seed.tenant_id, salt, self._hash(seed.password, salt))
+            user = User(
+                seed.email, seed.user_id, seed.tenant_id, salt, self._hash(seed.password, salt)
+            )
             self._by_email[key] = user
             self._by_id[seed.user_id] = user
         self._dummy_salt = secrets.token_bytes(16)

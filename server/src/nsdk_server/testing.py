@@ -1,0 +1,293 @@
+"""Run the reference server from Python tests, and script its faults.
+
+`run_server(**options)` starts `python -m nsdk_server` as a subprocess on a free loopback port and
+yields a `ServerHandle`; `run_server_in_thread(**options)` runs the same app with uvicorn in a
+thread of this process (faster to start, shares the GIL). Options are the CLI options in snake case:
+
+    access_ttl=1, refresh_ttl=60, db="/tmp/x.sqlite3", secret="s3cret", faults=True,
+    users=[{"email": ..., "password": ..., "userId": ..., "tenantId": ...}],
+    user=["a@example.com:pw:1006:2001"], no_default_user=True,
+    login_account_rate="5/60" or (5, 60) or None (off), login_address_rate=..., global_rate=...,
+    scrypt_n=4096, log_level="info", access_log=False
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+__all__ = ["FaultsClient", "ServerHandle", "run_server", "run_server_in_thread", "server_args"]
+
+_START_TIMEOUT = 30.0
+_STOP_TIMEOUT = 10.0
+
+
+def _rate(value: Any) -> str:
+    if value is None or value is False:
+        return "off"
+    if isinstance(value, tuple | list):
+        return f"{value[0]}/{value[1]}"
+    return str(value)
+
+
+def server_args(**options: Any) -> list[str]:
+    """Translate keyword options into `python -m nsdk_server` arguments.
+
+    `users` may be a list of user dicts (written to a temporary JSON file) or a path; `secret` is
+    passed on the command line (prefer the NSDK_SERVER_SECRET environment variable for real keys).
+
+    Raises:
+        TypeError: on an unknown option.
+    """
+    known = {
+        "access_ttl",
+        "refresh_ttl",
+        "db",
+        "secret",
+        "faults",
+        "users",
+        "user",
+        "no_default_user",
+        "login_account_rate",
+        "login_address_rate",
+        "global_rate",
+        "scrypt_n",
+        "log_level",
+        "access_log",
+    }
+    unknown = set(options) - known
+    if unknown:
+        raise TypeError(f"unknown server options: {sorted(unknown)}")
+    args: list[str] = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if name in {"faults", "no_default_user", "access_log"}:
+            if value:
+                args.append(flag)
+        elif name.endswith("_rate"):
+            args += [flag, _rate(value)]
+        elif name == "users" and not isinstance(value, str | Path):
+            with tempfile.NamedTemporaryFile(
+                "w", prefix="nsdk-users-", suffix=".json", delete=False, encoding="utf-8"
+            ) as fh:
+                json.dump(list(value), fh)
+            args += [flag, fh.name]
+        elif name == "user":
+            for item in [value] if isinstance(value, str) else value:
+                args += [flag, item]
+        elif value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+class FaultsClient:
+    """Scripts the server's faults through the control API (`/_nsdk/faults`)."""
+
+    def __init__(self, base_url: str) -> None:
+        """Talk to the server at `base_url` (started with faults enabled)."""
+        self._base_url = base_url
+
+    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        with httpx.Client(base_url=self._base_url, trust_env=False, timeout=10.0) as client:
+            response = client.request(method, path, json=payload)
+        response.raise_for_status()
+        return response.json()
+
+    def add(
+        self,
+        op: str,
+        *,
+        status: int | None = None,
+        retry_after: str | int | None = None,
+        body: str | None = None,
+        delay: float | None = None,
+        drop: str | None = None,
+        perform: bool = False,
+        exception: bool = False,
+        times: int = 1,
+        size: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Queue a fault for the next `times` requests of operation `op`; return the queue."""
+        entry: dict[str, Any] = {"op": op, "times": times}
+        optional = {
+            "status": status,
+            "body": body,
+            "delay": delay,
+            "drop": drop,
+            "size": size,
+            "retry_after": None if retry_after is None else str(retry_after),
+        }
+        entry.update({key: value for key, value in optional.items() if value is not None})
+        if perform:
+            entry["perform"] = True
+        if exception:
+            entry["exception"] = True
+        return self.add_entries([entry])
+
+    def add_entries(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Queue raw JSON fault entries (see README); return the queue."""
+        result: list[dict[str, Any]] = self._call("POST", "/_nsdk/faults", entries)["faults"]
+        return result
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Return the queued fault entries with their remaining counts."""
+        result: list[dict[str, Any]] = self._call("GET", "/_nsdk/faults")["faults"]
+        return result
+
+    def clear(self) -> int:
+        """Drop every queued fault; return how many entries were dropped."""
+        cleared: int = self._call("DELETE", "/_nsdk/faults")["cleared"]
+        return cleared
+
+
+class ServerHandle:
+    """A running reference server: its URL, its fault script and its counters."""
+
+    def __init__(
+        self,
+        base_url: str,
+        log_path: Path | None = None,
+        process: subprocess.Popen[str] | None = None,
+    ) -> None:
+        """Describe a server listening at `base_url`."""
+        self.base_url = base_url
+        self.log_path = log_path
+        self.process = process
+        self.faults = FaultsClient(base_url)
+
+    def __repr__(self) -> str:
+        """Show the URL."""
+        return f"ServerHandle(base_url={self.base_url!r})"
+
+    def stats(self) -> dict[str, Any]:
+        """Return the server's counters (`GET /_nsdk/stats`)."""
+        result: dict[str, Any] = self.faults._call("GET", "/_nsdk/stats")
+        return result
+
+    def reset_stats(self) -> None:
+        """Set the server's counters to zero."""
+        self.faults._call("POST", "/_nsdk/stats/reset")
+
+    def reset(self) -> None:
+        """Clear queued faults and counters: a clean slate for the next test."""
+        self.faults.clear()
+        self.reset_stats()
+
+    def logs(self) -> str:
+        """Return what the server logged so far (subprocess servers only)."""
+        if self.log_path is None:
+            return ""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def _read_first_line(stream: IO[str], proc: subprocess.Popen[str]) -> str | None:
+    """Return the first stdout line, then keep draining stdout in the background."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        first = True
+        for line in stream:
+            if first:
+                lines.put(line)
+                first = False
+        if first:
+            lines.put(None)
+
+    threading.Thread(target=pump, name="nsdk-server-stdout", daemon=True).start()
+    try:
+        return lines.get(timeout=_START_TIMEOUT)
+    except queue.Empty:
+        return None
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def run_server(**options: Any) -> Iterator[ServerHandle]:
+    """Start the server as a subprocess on a free loopback port; stop it on exit.
+
+    Keyword options are those of `server_args`. Logs go to a temporary file (`handle.logs()`).
+
+    Raises:
+        RuntimeError: if the server does not print its URL in time (the log is in the message).
+    """
+    fd, log_name = tempfile.mkstemp(prefix="nsdk-server-", suffix=".log")
+    os.close(fd)
+    log_path = Path(log_name)
+    cmd = [
+        sys.executable,
+        "-m",
+        "nsdk_server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *server_args(**options),
+    ]
+    with log_path.open("w", encoding="utf-8") as log:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True
+        )
+    try:
+        assert proc.stdout is not None
+        line = _read_first_line(proc.stdout, proc)
+        if not line or not line.startswith("http"):
+            _stop(proc)
+            raise RuntimeError(f"nsdk_server did not start:\n{log_path.read_text()}")
+        yield ServerHandle(line.strip(), log_path, proc)
+    finally:
+        _stop(proc)
+
+
+@contextlib.contextmanager
+def run_server_in_thread(**options: Any) -> Iterator[ServerHandle]:
+    """Run the server with uvicorn in a background thread of this process; stop it on exit."""
+    from .app import create_app
+    from .cli import bind, build_config, parser, url_of, uvicorn_config
+    from .connections import make_protocol_class
+
+    args = parser().parse_args(["--port", "0", *server_args(**options)])
+    server_app = create_app(build_config(args))
+    sock = bind("127.0.0.1", 0)
+    import uvicorn
+
+    config = uvicorn_config(
+        server_app.asgi,
+        make_protocol_class(server_app.registry),
+        access_log=args.access_log,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="nsdk-server"
+    )
+    thread.start()
+    deadline = time.monotonic() + _START_TIMEOUT
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield ServerHandle(url_of(sock))
+    finally:
+        server.should_exit = True
+        thread.join(_STOP_TIMEOUT)
+        sock.close()

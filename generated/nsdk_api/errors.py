@@ -48,12 +48,15 @@ class ApiResponseError(Exception):
         status_code: int,
         request_id: str | None,
         headers: Mapping[str, str],
+        response: httpx.Response | None = None,
     ) -> None:
         super().__init__(message)
         self.operation = operation
         self.status_code = status_code
         self.request_id = request_id
         self.headers = headers
+        #: The response itself (for its extensions and history); never part of the message.
+        self.response = response
 
 
 class ErrorStatus(ApiResponseError):
@@ -68,6 +71,7 @@ class ErrorStatus(ApiResponseError):
         request_id: str | None,
         headers: Mapping[str, str],
         detail: str | None,
+        response: httpx.Response | None = None,
     ) -> None:
         super().__init__(
             message,
@@ -75,6 +79,7 @@ class ErrorStatus(ApiResponseError):
             status_code=status_code,
             request_id=request_id,
             headers=headers,
+            response=response,
         )
         self.detail = detail
 
@@ -91,6 +96,7 @@ class UnexpectedStatus(ApiResponseError):
         request_id: str | None,
         headers: Mapping[str, str],
         content: bytes,
+        response: httpx.Response | None = None,
     ) -> None:
         super().__init__(
             message,
@@ -98,6 +104,7 @@ class UnexpectedStatus(ApiResponseError):
             status_code=status_code,
             request_id=request_id,
             headers=headers,
+            response=response,
         )
         self.content = content
 
@@ -139,6 +146,7 @@ def parse_success(
             status_code=response.status_code,
             request_id=_header_request_id(response),
             headers=response.headers,
+            response=response,
         ) from None
 
 
@@ -165,6 +173,7 @@ def error_status(
         request_id=request_id,
         headers=response.headers,
         detail=detail,
+        response=response,
     )
 
 
@@ -178,6 +187,7 @@ def unexpected_status(operation: str, response: httpx.Response) -> UnexpectedSta
         request_id=_header_request_id(response),
         headers=response.headers,
         content=response.content,
+        response=response,
     )
 
 

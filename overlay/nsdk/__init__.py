@@ -1,3 +1,71 @@
-"""nsdk: the Python SDK for the NSDK authentication API."""
+"""nsdk: the Python SDK for the NSDK authentication API.
 
-__all__: list[str] = []
+Sign in, call protected APIs with a bearer token that rotates itself, and fail closed when the
+session cannot be refreshed. ``Client`` is synchronous, ``AsyncClient`` its asyncio twin; both
+expose the generated layer as ``client.api`` with the same behaviour.
+
+Example:
+    >>> import nsdk
+    >>> with nsdk.Client(base_url="https://api.example.com") as client:  # doctest: +SKIP
+    ...     session = client.login(email="user@example.com", password=password)
+    ...     print(session.tenant_id, client.me().email)
+    ...     client.logout()
+"""
+
+from ._async_client import AsyncClient
+from ._client import Client
+from ._config import BASE_URL_ENV
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    InsecureTransportError,
+    MalformedResponseError,
+    NotAuthenticatedError,
+    NotFoundError,
+    NsdkError,
+    PermissionDeniedError,
+    RateLimitError,
+    ScopeMismatchError,
+    ServerError,
+    SessionError,
+    SessionExpiredError,
+)
+from ._retry import RetryPolicy, parse_retry_after
+from ._session import Session, SessionState
+from ._tokens import MemoryTokenStore, Tokens, TokenStore
+
+__all__ = [
+    "BASE_URL_ENV",
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConfigurationError",
+    "ConflictError",
+    "InsecureTransportError",
+    "MalformedResponseError",
+    "MemoryTokenStore",
+    "NotAuthenticatedError",
+    "NotFoundError",
+    "NsdkError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RetryPolicy",
+    "ScopeMismatchError",
+    "ServerError",
+    "Session",
+    "SessionError",
+    "SessionExpiredError",
+    "SessionState",
+    "TokenStore",
+    "Tokens",
+    "parse_retry_after",
+]

@@ -1,0 +1,213 @@
+"""``AsyncClient``: the asyncio twin of ``Client`` (same parts, awaited I/O).
+
+Kept next to ``_client.py`` line for line: only the I/O calls differ. Everything that decides
+lives in the shared parts (``_config``, ``_session``, ``_retry``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+import httpx
+from nsdk_api import Client as ApiClient
+from nsdk_api.api.auth import login as _login
+from nsdk_api.api.auth import logout as _logout
+from nsdk_api.api.auth import me as _me
+from nsdk_api.api.auth import refresh as _refresh
+from nsdk_api.models import LoginRequest, Me, RefreshRequest
+
+from ._auth import AsyncBearerAuth
+from ._client import _Boundary, logger
+from ._config import ClientConfig
+from ._errors import NsdkError, SessionExpiredError
+from ._retry import RetryPolicy
+from ._session import Session, SessionState
+from ._tokens import Tokens, TokenStore
+from ._transport import AsyncRetryTransport
+
+
+class AsyncClient:
+    """An asyncio NSDK API client with a session: login, me, logout, automatic refresh.
+
+    Args:
+        base_url: The API's base URL; defaults to ``$NSDK_API_BASE_URL``. ``http://`` is refused
+            for non-loopback hosts unless ``allow_insecure_http=True``.
+        retry: The retry policy for 429, 5xx and connection failures.
+        token_store: Where tokens live (default: memory only).
+        on_tokens_refreshed: Called with the new ``Tokens`` after each rotation.
+        on_session_expired: Called with the ``SessionExpiredError`` when the session fails closed.
+        timeout: httpx timeout per attempt (default: 10 s, 5 s to connect).
+        refresh_leeway: Refresh a JWT access token this many seconds before its ``exp``
+            (capped at half its lifetime).
+        allow_insecure_http: Allow ``http://`` to non-loopback hosts.
+        follow_redirects: Follow redirects (off by default).
+        headers: Extra headers for every request (not ``Authorization``).
+        transport: The httpx transport to send through (default: httpx's connection pool).
+        clock: Returns the current Unix time (injectable for tests).
+        sleep: Awaitable sleep between retries (injectable for tests).
+        random: Returns a float in [0, 1) for backoff jitter (injectable for tests).
+
+    Example:
+        >>> async with nsdk.AsyncClient(base_url=url) as client:  # doctest: +SKIP
+        ...     session = await client.login(email="user@example.com", password=password)
+        ...     me = await client.me()
+        ...     await client.logout()
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        token_store: TokenStore | None = None,
+        on_tokens_refreshed: Callable[[Tokens], None] | None = None,
+        on_session_expired: Callable[[SessionExpiredError], None] | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        refresh_leeway: float = 30.0,
+        allow_insecure_http: bool = False,
+        follow_redirects: bool = False,
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        random: Callable[[], float] | None = None,
+    ) -> None:
+        self._config = ClientConfig(
+            base_url=base_url,
+            retry=retry,
+            token_store=token_store,
+            on_tokens_refreshed=on_tokens_refreshed,
+            on_session_expired=on_session_expired,
+            timeout=timeout,
+            refresh_leeway=refresh_leeway,
+            allow_insecure_http=allow_insecure_http,
+            follow_redirects=follow_redirects,
+            headers=headers,
+            clock=clock,
+            random=random,
+        )
+        cfg = self._config
+        self._api = cfg.api_client()
+        retrying = AsyncRetryTransport(
+            transport or httpx.AsyncHTTPTransport(),
+            cfg.retry,
+            sleep=sleep or asyncio.sleep,
+            clock=cfg.clock,
+            random=cfg.random,
+        )
+        self._auth = AsyncBearerAuth(cfg.core, cfg.base_url, self._refresh_call)
+        self._api.set_async_httpx_client(
+            httpx.AsyncClient(
+                base_url=cfg.base_url,
+                headers=cfg.headers,
+                timeout=cfg.timeout,
+                follow_redirects=cfg.follow_redirects,
+                transport=retrying,
+                auth=self._auth,
+            )
+        )
+
+    @property
+    def api(self) -> ApiClient:
+        """The generated-layer client, with this client's auth, refresh and retry behaviour.
+
+        Example:
+            >>> from nsdk_api.api.auth import me  # doctest: +SKIP
+            >>> (await me.asyncio_detailed(client=client.api)).parsed.tenant_id  # doctest: +SKIP
+            '2001'
+        """
+        return self._api
+
+    @property
+    def state(self) -> SessionState:
+        """The session state (``SessionState``)."""
+        return self._config.core.state
+
+    @property
+    def session(self) -> Session | None:
+        """The verified session (user and tenant), or None when signed out."""
+        return self._config.core.session
+
+    async def _refresh_call(self, refresh_token: str) -> Tokens:
+        pair = await _refresh.asyncio(
+            client=self._api, body=RefreshRequest(refresh_token=refresh_token)
+        )
+        return Tokens(access_token=pair.access_token, refresh_token=pair.refresh_token)
+
+    async def login(
+        self, *, email: str, password: str, expected_tenant_id: str | None = None
+    ) -> Session:
+        """Sign in, keep the tokens, and verify user and tenant with ``me``.
+
+        Raises:
+            BadRequestError: The payload was refused (e.g. an empty email).
+            AuthenticationError: Wrong email or password.
+            ScopeMismatchError: ``me`` disagrees with the login or ``expected_tenant_id``;
+                the session was cleared.
+        """
+        with _Boundary("login"):
+            result = await _login.asyncio(
+                client=self._api, body=LoginRequest(email=email, password=password)
+            )
+            del password  # not kept beyond the request
+            self._config.start_session(result)
+            me = await _me.asyncio(client=self._api)
+        return self._config.verify_session(result, me, expected_tenant_id)
+
+    async def me(self) -> Me:
+        """Return the signed-in user and tenant (refreshing the token if needed)."""
+        with _Boundary("me"):
+            return await _me.asyncio(client=self._api)
+
+    async def refresh(self) -> Tokens:
+        """Rotate the tokens now (normally automatic). Fails closed like an automatic refresh."""
+        core = self._config.core
+        with _Boundary("refresh"):
+            await self._auth.refresh(core.current().access_token)
+        return core.current()
+
+    async def logout(self) -> bool:
+        """Sign out: revoke the session on the server and always clear local state.
+
+        Returns:
+            True if the server confirmed the revocation, False if it could not (the error is
+            logged with its request_id); local state is cleared either way.
+        """
+        core = self._config.core
+        if core.state is not SessionState.ACTIVE:
+            core.signed_out()
+            return False
+        try:
+            with _Boundary("logout"):
+                await _logout.asyncio(client=self._api)
+            return True
+        except NsdkError as exc:
+            logger.warning("logout: the server did not confirm the revocation: %s", exc)
+            return False
+        finally:
+            core.signed_out()
+
+    async def aclose(self) -> None:
+        """Close connections. Tokens stay in the token store."""
+        self._config.core.closed()
+        await self._api.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncClient(base_url={str(self._config.base_url)!r}, state={self.state.value!r})"
+
+
+__all__ = ["AsyncClient"]

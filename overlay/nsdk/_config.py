@@ -1,0 +1,156 @@
+"""Client configuration shared by ``Client`` and ``AsyncClient``: validation and wiring.
+
+Everything that does not depend on sync versus async lives here, once: the base URL checks
+(``InsecureTransportError``), the session core, the error translation hook and the generated
+client's settings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random as _random
+import time
+from collections.abc import Callable
+
+import httpx
+from nsdk_api import Client as ApiClient
+from nsdk_api.errors import ApiResponseError
+from nsdk_api.models import LoginResponse, Me
+
+from ._errors import (
+    ConfigurationError,
+    InsecureTransportError,
+    NsdkError,
+    ScopeMismatchError,
+    SessionExpiredError,
+    from_generated,
+)
+from ._retry import RetryPolicy
+from ._session import Session, SessionCore
+from ._tokens import MemoryTokenStore, Tokens, TokenStore
+
+#: Environment variable read when no base_url is given.
+BASE_URL_ENV = "NSDK_API_BASE_URL"
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_base_url(base_url: str | None, allow_insecure_http: bool) -> httpx.URL:
+    """Return the validated base URL (argument, else ``$NSDK_API_BASE_URL``).
+
+    Raises:
+        ConfigurationError: No base URL, or not an absolute http(s) URL.
+        InsecureTransportError: ``http://`` to a non-loopback host without the explicit opt-in.
+    """
+    raw = base_url if base_url is not None else os.environ.get(BASE_URL_ENV)
+    if not raw:
+        raise ConfigurationError(f"no base_url: pass base_url=... or set ${BASE_URL_ENV}")
+    try:
+        url = httpx.URL(raw)
+    except httpx.InvalidURL as exc:
+        raise ConfigurationError(f"base_url is not a valid URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"base_url must be an absolute http(s) URL, got {raw!r}")
+    if url.userinfo:
+        raise ConfigurationError("base_url must not carry credentials (user:password@)")
+    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+        raise InsecureTransportError(
+            f"refusing http:// to {url.host}: tokens would travel in clear text. Use https://, "
+            "or pass allow_insecure_http=True if this network is trusted"
+        )
+    return url
+
+
+class ClientConfig:
+    """The parts of a client that are the same for sync and async."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        retry: RetryPolicy | None,
+        token_store: TokenStore | None,
+        on_tokens_refreshed: Callable[[Tokens], None] | None,
+        on_session_expired: Callable[[SessionExpiredError], None] | None,
+        timeout: httpx.Timeout | float | None,
+        refresh_leeway: float,
+        allow_insecure_http: bool,
+        follow_redirects: bool,
+        headers: dict[str, str] | None,
+        clock: Callable[[], float] | None,
+        random: Callable[[], float] | None,
+    ) -> None:
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError("retry must be an nsdk.RetryPolicy")
+        self.base_url = resolve_base_url(base_url, allow_insecure_http)
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.clock = clock or time.time
+        self.random = random or _random.random
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self.follow_redirects = follow_redirects
+        self.headers = dict(headers or {})
+        if any(k.lower() == "authorization" for k in self.headers):
+            raise ConfigurationError("do not set Authorization in headers: nsdk manages the token")
+        self.core = SessionCore(
+            store=token_store if token_store is not None else MemoryTokenStore(),
+            clock=self.clock,
+            refresh_leeway=refresh_leeway,
+            on_tokens_refreshed=on_tokens_refreshed,
+            on_session_expired=on_session_expired,
+        )
+
+    def error_hook(self, error: ApiResponseError) -> NsdkError:
+        """Translate generated-layer errors (the generated Client's ``error_hook``)."""
+        return from_generated(error, self.clock())
+
+    def api_client(self) -> ApiClient:
+        """The generated-layer client with our settings (its httpx client is set by the shell)."""
+        return ApiClient(
+            base_url=str(self.base_url),
+            headers=self.headers,
+            timeout=self.timeout,
+            follow_redirects=self.follow_redirects,
+            error_hook=self.error_hook,
+        )
+
+    def start_session(self, result: LoginResponse) -> None:
+        """Record a login's tokens (before the scope check with ``me``)."""
+        self.core.signed_in(
+            Tokens(access_token=result.access_token, refresh_token=result.refresh_token)
+        )
+
+    def verify_session(
+        self, result: LoginResponse, me: Me, expected_tenant_id: str | None
+    ) -> Session:
+        """Finish login: the verified Session, or clear and raise ScopeMismatchError."""
+        problem = check_scope(result, me, expected_tenant_id)
+        if problem is not None:
+            self.core.signed_out()
+            raise ScopeMismatchError(f"{problem}; the session was cleared")
+        session = Session(user_id=me.user_id, tenant_id=me.tenant_id, email=me.email)
+        self.core.verified(session)
+        return session
+
+
+def check_scope(login: LoginResponse, me: Me, expected_tenant_id: str | None) -> str | None:
+    """Why ``me`` does not confirm the login's scope, or None when it does."""
+    if me.user_id != login.user_id:
+        return f"me() returned user {me.user_id!r}, login returned {login.user_id!r}"
+    if me.tenant_id != login.tenant_id:
+        return f"me() returned tenant {me.tenant_id!r}, login returned {login.tenant_id!r}"
+    if expected_tenant_id is not None and me.tenant_id != expected_tenant_id:
+        return f"the session is for tenant {me.tenant_id!r}, expected {expected_tenant_id!r}"
+    return None
+
+
+__all__ = ["BASE_URL_ENV", "ClientConfig", "check_scope", "resolve_base_url"]

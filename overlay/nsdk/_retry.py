@@ -1,0 +1,181 @@
+"""Retry policy and the pure retry decision: what to do after each attempt's outcome.
+
+Nothing here sleeps or sends. ``RetryPolicy`` is an immutable value (like urllib3's ``Retry``);
+``RetryDecider`` is the per-request decision core: the sync and async transports
+(``_transport.py``) feed it each outcome and perform what it decides.
+
+What is retried (``max_attempts`` counts every attempt, the first included):
+
+* 429: always safe to resend (the server refused before doing anything). Wait ``Retry-After``
+  (delta-seconds or HTTP-date) when the policy honours it, else exponential backoff with jitter.
+  A ``Retry-After`` above ``max_retry_after`` stops at once (the caller gets ``RateLimitError``).
+* 500/502/503/504: only when the operation is ``x-nsdk-resend-safe`` in the spec.
+* A connection that failed before the request was sent (connect error or timeout, pool
+  timeout): any operation. A failure after the bytes may have left (read timeout, reset,
+  dropped connection): only resend-safe operations. Refresh is not resend-safe: resending a
+  refresh the server may have processed would be a replay that revokes the token family.
+* Anything else (400, 401, other statuses) is returned as is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+
+import attrs
+import httpx
+from nsdk_api._operations import RETRY_AFTER_HEADER, Operation
+
+#: Transport errors that guarantee the request never left this process.
+NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After value in either RFC 9110 form, or None if invalid.
+
+    Args:
+        value: The header value: delta-seconds (``"120"``) or an HTTP-date
+            (``"Wed, 21 Oct 2015 07:28:00 GMT"``).
+        now: The current Unix time (injected, so tests control it).
+
+    Returns:
+        The wait in seconds (0 for a date in the past), or None when the value is unusable.
+
+    Example:
+        >>> parse_retry_after("3", now=0.0)
+        3.0
+        >>> parse_retry_after("Thu, 01 Jan 1970 00:01:00 GMT", now=30.0)
+        30.0
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How nsdk retries 429, 5xx and connection failures. Immutable; derive with ``evolve``.
+
+    Args:
+        max_attempts: Attempts per request, the first included (1 disables retries).
+        initial_backoff: The first backoff wait in seconds.
+        max_backoff: The longest backoff wait in seconds.
+        multiplier: Growth of the backoff per attempt.
+        jitter: Fraction of each backoff that is random (0: none, 1: full jitter).
+        respect_retry_after: Wait what a 429's ``Retry-After`` says instead of backing off.
+        max_retry_after: The longest ``Retry-After`` honoured; above it, raise at once.
+        retry_statuses: Server statuses retried for resend-safe operations.
+
+    Example:
+        >>> policy = RetryPolicy(max_attempts=5, max_retry_after=10.0)
+        >>> policy.backoff(attempt=3, random=lambda: 0.0)
+        1.0
+    """
+
+    max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    initial_backoff: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    max_backoff: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
+    multiplier: float = attrs.field(default=2.0, validator=attrs.validators.ge(1))
+    jitter: float = attrs.field(
+        default=1.0, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
+    )
+    respect_retry_after: bool = True
+    max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    retry_statuses: frozenset[int] = attrs.field(
+        default=frozenset({500, 502, 503, 504}), converter=frozenset
+    )
+
+    def backoff(self, attempt: int, random: Callable[[], float]) -> float:
+        """The wait before attempt ``attempt + 1`` after ``attempt`` failed (never sleeps).
+
+        The base is ``initial_backoff * multiplier ** (attempt - 1)`` capped at ``max_backoff``;
+        ``jitter`` of it is replaced by a uniform random share (``random()`` in [0, 1)).
+        """
+        base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
+        return base * (1.0 - self.jitter) + base * self.jitter * random()
+
+    @classmethod
+    def no_retries(cls) -> RetryPolicy:
+        """A policy that never retries."""
+        return cls(max_attempts=1)
+
+
+@attrs.define
+class RetryDecider:
+    """The decision core for one request: feed it outcomes, it says wait-and-resend or stop.
+
+    Not thread-safe and not shared: one per request. Pure apart from its own counters.
+    """
+
+    policy: RetryPolicy
+    operation: Operation | None
+    method: str
+    clock: Callable[[], float]
+    random: Callable[[], float]
+    attempt: int = 0
+    request_ids: list[str] = attrs.field(factory=list)
+    waited: float = 0.0
+
+    def _resend_safe(self) -> bool:
+        if self.operation is not None:
+            return self.operation.resend_safe
+        # An operation unknown to the spec: fall back to the method's semantics (RFC 9110 9.2.2).
+        return self.method in {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+
+    def _room(self) -> bool:
+        return self.attempt < self.policy.max_attempts
+
+    def started(self) -> int:
+        """Count a new attempt and return its number (1-based)."""
+        self.attempt += 1
+        return self.attempt
+
+    def after_response(
+        self, status: int, headers: httpx.Headers, request_id: str | None
+    ) -> float | None:
+        """Return the wait before resending, or None to hand this response to the caller."""
+        if request_id:
+            self.request_ids.append(request_id)
+        if not self._room():
+            return None
+        if status == 429:
+            if self.policy.respect_retry_after:
+                hinted = parse_retry_after(headers.get(RETRY_AFTER_HEADER), self.clock())
+                if hinted is not None:
+                    if hinted > self.policy.max_retry_after:
+                        return None  # longer than we are willing to wait: raise at once
+                    return self._wait(hinted)
+            return self._wait(self.policy.backoff(self.attempt, self.random))
+        if status in self.policy.retry_statuses and self._resend_safe():
+            return self._wait(self.policy.backoff(self.attempt, self.random))
+        return None
+
+    def after_error(self, error: httpx.TransportError) -> float | None:
+        """Return the wait before resending after a transport error, or None to raise it."""
+        if not self._room():
+            return None
+        if isinstance(error, NOT_SENT_ERRORS) or self._resend_safe():
+            return self._wait(self.policy.backoff(self.attempt, self.random))
+        return None
+
+    def _wait(self, seconds: float) -> float:
+        seconds = 0.0 if math.isnan(seconds) else max(0.0, seconds)
+        self.waited += seconds
+        return seconds
+
+
+__all__ = ["NOT_SENT_ERRORS", "RetryDecider", "RetryPolicy", "parse_retry_after"]

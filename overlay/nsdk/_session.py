@@ -1,0 +1,247 @@
+"""Session state and the decision core for bearer auth, refresh and fail-closed.
+
+``SessionCore`` holds the explicit state and the tokens and decides; it performs no I/O.
+``auth_steps`` is the whole "send with bearer; on 401 refresh once and resend once" algorithm as a
+generator of steps (send this request / refresh now). The sync and async httpx ``Auth`` shells in
+``_auth.py`` execute those steps; the algorithm exists once.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable, Generator, Mapping
+
+import attrs
+import httpx
+from nsdk_api._operations import operation_for
+
+from ._errors import NotAuthenticatedError, NsdkError, SessionExpiredError
+from ._tokens import Tokens, TokenStore
+
+
+class SessionState(enum.Enum):
+    """Where a client's session is. Changed only by ``SessionCore._move``."""
+
+    #: No tokens: never signed in, or signed out. Protected calls raise NotAuthenticatedError.
+    SIGNED_OUT = "signed_out"
+    #: Signed in: protected calls carry the access token; a 401 triggers one refresh.
+    ACTIVE = "active"
+    #: A refresh was refused: tokens cleared (fail closed). Sign in again.
+    EXPIRED = "expired"
+    #: The client was closed. Nothing more is sent.
+    CLOSED = "closed"
+
+
+_ALLOWED: Mapping[SessionState, frozenset[SessionState]] = {
+    SessionState.SIGNED_OUT: frozenset(
+        {SessionState.SIGNED_OUT, SessionState.ACTIVE, SessionState.CLOSED}
+    ),
+    SessionState.ACTIVE: frozenset(
+        {SessionState.ACTIVE, SessionState.SIGNED_OUT, SessionState.EXPIRED, SessionState.CLOSED}
+    ),
+    SessionState.EXPIRED: frozenset(
+        {SessionState.ACTIVE, SessionState.SIGNED_OUT, SessionState.EXPIRED, SessionState.CLOSED}
+    ),
+    SessionState.CLOSED: frozenset({SessionState.CLOSED}),
+}
+
+_NOT_AUTHENTICATED = {
+    SessionState.SIGNED_OUT: "not signed in: call login() before a protected call",
+    SessionState.EXPIRED: "the session expired (refresh was refused): call login() again",
+    SessionState.CLOSED: "the client is closed: create a new client",
+}
+
+
+@attrs.frozen
+class Session:
+    """The signed-in user and tenant, as verified with ``me`` at login.
+
+    Attributes:
+        user_id: The user's id.
+        tenant_id: The tenant the session is scoped to.
+        email: The user's email address.
+    """
+
+    user_id: str
+    tenant_id: str
+    email: str
+
+
+@attrs.frozen
+class Send:
+    """Step: send this request (the shell yields it to httpx and returns the response)."""
+
+    request: httpx.Request
+
+
+@attrs.frozen
+class Refresh:
+    """Step: make sure the access token ``stale`` is replaced (single-flight, in the shell)."""
+
+    stale: str
+
+
+class SessionCore:
+    """Session state, tokens and every decision about them. Thread-safe; performs no I/O.
+
+    The store is called on every change; callbacks are called outside the state lock.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: TokenStore,
+        clock: Callable[[], float],
+        refresh_leeway: float,
+        on_tokens_refreshed: Callable[[Tokens], None] | None,
+        on_session_expired: Callable[[SessionExpiredError], None] | None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._leeway = refresh_leeway
+        self._on_refreshed = on_tokens_refreshed
+        self._on_expired = on_session_expired
+        self._lock = threading.Lock()  # guards _state, _tokens and _session together
+        self._tokens = store.load()
+        self._state = SessionState.ACTIVE if self._tokens else SessionState.SIGNED_OUT
+        self._session: Session | None = None
+
+    @property
+    def state(self) -> SessionState:
+        """The current state."""
+        return self._state
+
+    @property
+    def session(self) -> Session | None:
+        """The verified session, if signed in through this client."""
+        return self._session
+
+    def _move(self, new: SessionState) -> None:
+        # The one place the state changes. Caller holds self._lock.
+        if new not in _ALLOWED[self._state]:
+            raise NsdkError(
+                f"illegal session transition {self._state.value} -> {new.value} (a bug in nsdk)"
+            )
+        self._state = new
+
+    def current(self) -> Tokens:
+        """The tokens to use now; NotAuthenticatedError (no request sent) when there are none."""
+        with self._lock:
+            if self._state is not SessionState.ACTIVE or self._tokens is None:
+                raise NotAuthenticatedError(_NOT_AUTHENTICATED[self._state])
+            return self._tokens
+
+    def due_for_refresh(self, tokens: Tokens) -> bool:
+        """Whether a JWT access token is within the leeway of its ``exp`` (proactive refresh).
+
+        The leeway is capped at half the token's lifetime, so a short TTL is not refreshed on
+        every call. Opaque tokens (no ``exp``) are refreshed reactively only.
+        """
+        exp = tokens.expires_at
+        if exp is None:
+            return False
+        leeway = self._leeway
+        if tokens.issued_at is not None:
+            leeway = min(leeway, max(0.0, exp - tokens.issued_at) / 2)
+        return self._clock() >= exp - leeway
+
+    def refresh_token_for(self, stale: str) -> str | None:
+        """Under the single-flight lock: the refresh token to spend, or None if already replaced."""
+        with self._lock:
+            if self._state is SessionState.EXPIRED:
+                # A concurrent caller's refresh was refused while we waited for it.
+                raise SessionExpiredError(_NOT_AUTHENTICATED[self._state])
+            if self._state is not SessionState.ACTIVE or self._tokens is None:
+                raise NotAuthenticatedError(_NOT_AUTHENTICATED[self._state])
+            if self._tokens.access_token != stale:
+                return None  # another caller refreshed while we waited: use its tokens
+            return self._tokens.refresh_token
+
+    def signed_in(self, tokens: Tokens) -> None:
+        """Record a login's tokens."""
+        with self._lock:
+            self._move(SessionState.ACTIVE)
+            self._tokens = tokens
+            self._store.save(tokens)
+
+    def verified(self, session: Session) -> None:
+        """Record the session verified with ``me``."""
+        with self._lock:
+            self._session = session
+
+    def refreshed(self, tokens: Tokens) -> None:
+        """Record rotated tokens and tell the application."""
+        with self._lock:
+            self._move(SessionState.ACTIVE)
+            self._tokens = tokens
+            self._store.save(tokens)
+        if self._on_refreshed is not None:
+            self._on_refreshed(tokens)
+
+    def refresh_refused(self, cause: NsdkError) -> SessionExpiredError:
+        """Fail closed: clear everything, tell the application, return the error to raise."""
+        error = SessionExpiredError(
+            "the session expired: the refresh was refused "
+            f"({type(cause).__name__}, request_id={getattr(cause, 'request_id', None)}); "
+            "local tokens were cleared; call login() again"
+        )
+        with self._lock:
+            self._move(SessionState.EXPIRED)
+            self._tokens = None
+            self._session = None
+            self._store.clear()
+        if self._on_expired is not None:
+            self._on_expired(error)
+        return error
+
+    def signed_out(self) -> None:
+        """Clear local state (logout, or a failed scope check)."""
+        with self._lock:
+            if self._state is not SessionState.CLOSED:
+                self._move(SessionState.SIGNED_OUT)
+            self._tokens = None
+            self._session = None
+            self._store.clear()
+
+    def closed(self) -> None:
+        """The client was closed; tokens stay in the store for a later client."""
+        with self._lock:
+            self._move(SessionState.CLOSED)
+            self._tokens = None
+            self._session = None
+
+
+def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+def auth_steps(
+    core: SessionCore, request: httpx.Request, origin: httpx.URL
+) -> Generator[Send | Refresh, httpx.Response | None, None]:
+    """The bearer algorithm: the shells send what it yields and refresh when it asks.
+
+    1. An operation the spec marks unauthenticated (login, refresh) is sent as is.
+    2. A request to another origin is sent without the token (the token never leaves its origin).
+    3. Otherwise: refresh first if the JWT is about to expire; send with the bearer token;
+       on 401, refresh (single-flight) and resend once. A second 401 goes to the caller.
+    """
+    op = operation_for(request)
+    if (op is not None and not op.authenticated) or not _same_origin(request.url, origin):
+        yield Send(request)
+        return
+    tokens = core.current()
+    if core.due_for_refresh(tokens):
+        yield Refresh(tokens.access_token)
+        tokens = core.current()
+    request.headers["Authorization"] = f"Bearer {tokens.access_token}"
+    response = yield Send(request)
+    if response is None or response.status_code != 401:
+        return
+    yield Refresh(tokens.access_token)
+    tokens = core.current()
+    request.headers["Authorization"] = f"Bearer {tokens.access_token}"
+    yield Send(request)
+
+
+__all__ = ["Refresh", "Send", "Session", "SessionCore", "SessionState", "auth_steps"]

@@ -81,3 +81,31 @@ def tests(session: nox.Session) -> None:
         *session.posargs,
         env={"NSDK_REPO_ROOT": str(ROOT)},
     )
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job: regenerate, start the reference server, run the guide's flow end to end."""
+    session.install(*_group("generate"))
+    session.run("python", "-m", "generator")
+    session.install("./server")
+    _install_wheel(session)
+    session.run("python", "examples/demo.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (mkdocs --strict) from docs/, docstrings and openapi.yaml."""
+    session.install(*_group("docs"))
+    _install_wheel(session)
+    session.run("python", "-m", "generator", "--docs")
+    session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: overhead, import time, refresh herds, throughput, generation, memory."""
+    session.install(*_group("bench"))
+    session.install("./server")
+    _install_wheel(session)
+    session.run("python", "bench/run.py", *session.posargs)

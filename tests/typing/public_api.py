@@ -1,0 +1,90 @@
+"""Exercises the public API as a user would; checked by ``mypy --strict`` (``nox -s typing``).
+
+Not collected by pytest and never run: it only has to type-check. A change that breaks a user's
+typed code breaks this file first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import nsdk
+from nsdk_api.api.auth import me as me_op
+from nsdk_api.models import Me
+from nsdk_api.types import Response
+
+
+class FileStore:
+    """A user-defined store: satisfies nsdk.TokenStore structurally."""
+
+    def __init__(self) -> None:
+        self.saved: nsdk.Tokens | None = None
+
+    def load(self) -> nsdk.Tokens | None:
+        return self.saved
+
+    def save(self, tokens: nsdk.Tokens) -> None:
+        self.saved = tokens
+
+    def clear(self) -> None:
+        self.saved = None
+
+
+def on_refreshed(tokens: nsdk.Tokens) -> None:
+    _: str = tokens.refresh_token
+
+
+def on_expired(error: nsdk.SessionExpiredError) -> None:
+    _: str = str(error)
+
+
+def sync_usage(password: str) -> str:
+    policy = nsdk.RetryPolicy(max_attempts=3, max_retry_after=5.0)
+    store: nsdk.TokenStore = FileStore()
+    with nsdk.Client(
+        base_url="https://api.example.com",
+        retry=policy,
+        token_store=store,
+        on_tokens_refreshed=on_refreshed,
+        on_session_expired=on_expired,
+        timeout=httpx.Timeout(5.0),
+    ) as client:
+        session: nsdk.Session = client.login(email="user@example.com", password=password)
+        me: Me = client.me()
+        detailed: Response[Me] = me_op.sync_detailed(client=client.api)
+        state: nsdk.SessionState = client.state
+        try:
+            client.me()
+        except nsdk.RateLimitError as exc:
+            wait: float | None = exc.retry_after
+            del wait
+        except nsdk.ServerError as exc:
+            ids: tuple[str, ...] = exc.attempt_request_ids
+            rid: str | None = exc.request_id
+            del ids, rid
+        except nsdk.APIError as exc:
+            status: int = exc.status_code
+            del status
+        except nsdk.NsdkError:
+            pass
+        revoked: bool = client.logout()
+        del revoked, state
+        return session.tenant_id + me.email + detailed.parsed.user_id
+
+
+async def async_usage(password: str) -> str:
+    async with nsdk.AsyncClient(base_url="https://api.example.com") as client:
+        session = await client.login(
+            email="user@example.com", password=password, expected_tenant_id="2001"
+        )
+        me = await client.me()
+        parsed: Me = (await me_op.asyncio_detailed(client=client.api)).parsed
+        tokens: nsdk.Tokens = await client.refresh()
+        await client.logout()
+        return session.user_id + me.tenant_id + parsed.email + str(tokens.expires_at)
+
+
+def main() -> None:
+    asyncio.run(async_usage("pw"))
+    sync_usage("pw")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
-
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 Gen = Callable[..., subprocess.CompletedProcess[str]]
 

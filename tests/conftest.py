@@ -58,3 +58,8 @@ def generate_package(tmp_path: Path) -> Callable[[dict[str, Any]], ModuleType]:
             sys.path.remove(str(tmp_path))
 
     return _generate
+
+
+# tests/ itself (helpers such as the secret-scan plugin) is importable; the source tree is not.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+pytest_plugins = ["_secret_scan"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import attrs
@@ -55,14 +56,15 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # DIGIT is ASCII only; str.isdigit() accepts "²"
         return float(value)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
-        return None
+        # The asctime form carries no zone: every HTTP-date is GMT (RFC 9110 section 5.6.7).
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now)
 
 

@@ -97,6 +97,8 @@ class FakeServer:
         self.refresh_token: str | None = None
         self.labels: dict[str, str] = {}
         self.jwt_ttl: float | None = None  # set: access tokens are JWTs with iat/exp
+        self.token_prefix = ""  # makes issued tokens easy to find in secret scans
+        self.issued: list[str] = []
         self.me_body = {"userId": USER_ID, "tenantId": TENANT_ID, "email": EMAIL}
 
     # --- test controls -------------------------------------------------------------------
@@ -180,13 +182,14 @@ class FakeServer:
 
     def _issue(self) -> tuple[str, str]:
         self.generation += 1
-        g = self.generation
-        access = f"access-{g}"
+        g, prefix = self.generation, self.token_prefix
+        access = f"{prefix}access-{g}"
         if self.jwt_ttl is not None:
             now = self.clock()
-            access = make_jwt(sub=USER_ID, jti=f"access-{g}", iat=now, exp=now + self.jwt_ttl)
-        self.access, self.refresh_token = access, f"refresh-{g}"
-        self.labels[access] = f"access-{g}"
+            access = make_jwt(sub=USER_ID, jti=access, iat=now, exp=now + self.jwt_ttl)
+        self.access, self.refresh_token = access, f"{prefix}refresh-{g}"
+        self.labels |= {access: f"access-{g}", self.refresh_token: f"refresh-{g}"}
+        self.issued += [access, self.refresh_token]
         return access, self.refresh_token
 
     def _by_spec(self, request: httpx.Request, rid: str) -> httpx.Response:

@@ -197,12 +197,13 @@ RA = "Retry-After"
     [
         ([(429, {RA: "2"})], [2.0]),
         ([(429, {RA: email.utils.formatdate(1_700_000_007, usegmt=True)})], [7.0]),
+        ([(429, {RA: b"\xb2"})], [0.125]),  # "²" is no number: back off instead
         ([429, 429], [0.125, 0.25]),
         ([500, 502, 503], BACKOFF),
         ([httpx.ConnectError], [0.125]),
         ([httpx.ReadTimeout, httpx.RemoteProtocolError], [0.125, 0.25]),
     ],
-    ids=["retry-after-delta", "retry-after-date", "no-header-backoff", "5xx", "connect", "read"],
+    ids=["ra-delta", "ra-date", "ra-latin1-digit", "no-header", "5xx", "connect", "read"],
 )
 async def test_me_is_retried_then_succeeds(
     signed_in: Driver,

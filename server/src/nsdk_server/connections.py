@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,9 @@ def make_protocol_class(registry: ConnectionRegistry) -> type[H11Protocol]:
     class RegisteringH11Protocol(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # answer without delay
             if self.client is not None:
                 registry.add(self.client, transport)
 

@@ -59,10 +59,10 @@ def resolve_base_url(base_url: str | None, allow_insecure_http: bool) -> httpx.U
         url = httpx.URL(raw)
     except httpx.InvalidURL as exc:
         raise ConfigurationError(f"base_url is not a valid URL: {exc}") from None
+    if url.userinfo:  # checked first: the message below echoes the URL
+        raise ConfigurationError("base_url must not carry credentials (user:password@)")
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(f"base_url must be an absolute http(s) URL, got {raw!r}")
-    if url.userinfo:
-        raise ConfigurationError("base_url must not carry credentials (user:password@)")
     if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
         raise InsecureTransportError(
             f"refusing http:// to {url.host}: tokens would travel in clear text. Use https://, "

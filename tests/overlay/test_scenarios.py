@@ -301,43 +301,11 @@ async def test_generated_call_gets_backoff(
     signed_in: Driver, server: FakeServer, sleeps: list[float]
 ):
     """A generated call through client.api gets the 429 backoff too."""
-    server.script(
-        "me",
-        httpx.Response(
-            429, json={"detail": "slow", "request_id": "x"}, headers={"Retry-After": "2"}
-        ),
-    )
+    server.script("me", (429, {"Retry-After": "2"}))
     response = await signed_in.api_me()
     assert response.status_code == 200
     assert sleeps == [2.0]
     assert server.seq == [("me", "access-1")] * 2
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://evil.example/x",
-        "https://evil.example/api/auth/me",
-        "http://api.example.com/api/auth/me",
-        "https://api.example.com:8443/api/auth/me",
-    ],
-)
-async def test_token_never_sent_to_another_origin(signed_in: Driver, server: FakeServer, url: str):
-    """A request to another origin (host, scheme or port) carries no Authorization, even on 401."""
-    server.script(url, 401)
-    response = await signed_in.raw_get(url)
-    assert response.status_code == 401
-    assert [c.authorization for c in server.calls] == [None]
-
-
-async def test_redirect_is_not_followed(signed_in: Driver, server: FakeServer):
-    """A 302 from me is an APIError, not a redirect to follow: exactly one request."""
-    server.script("me", httpx.Response(302, headers={"Location": "https://evil.example/steal"}))
-    with pytest.raises(nsdk.APIError) as info:
-        await signed_in.me()
-    assert info.value.status_code == 302
-    assert info.value.documented is False
-    assert server.seq == [("me", "access-1")]
 
 
 async def test_bad_credentials_raise_without_session(

@@ -7,6 +7,9 @@ Steps, all into a fresh temporary directory so nothing stale or cached survives:
 3. render our own Jinja pass over the spec: ``_operations.py`` (per-operation facts);
 4. add ``py.typed`` and format with the pinned ruff (``--no-cache``: no ``.ruff_cache`` left);
 5. replace ``generated/nsdk_api`` with the result, or (``--check``) diff against it.
+
+``--docs-dest DIR`` also renders the spec-driven docs pages (the HTTP reference, ``_docs.py``)
+into DIR; ``--docs`` renders only those (into ``build/docs`` unless ``--docs-dest`` says where).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import _spec
+from . import _docs, _spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi.yaml"
@@ -32,6 +35,7 @@ CONFIG = Path(__file__).resolve().parent / "config.yaml"
 RUFF_CONFIG = Path(__file__).resolve().parent / "ruff.toml"
 PACKAGE = "nsdk_api"
 DEST = ROOT / "generated" / PACKAGE
+DOCS_DEST = ROOT / "build" / "docs"
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
@@ -54,7 +58,8 @@ def render_own(spec: dict[str, object], out: Path) -> None:
     )
     ops = _spec.operations(spec)  # type: ignore[arg-type]
     text = env.get_template("_operations.py.jinja").render(
-        operations=ops, request_id_header=_spec.request_id_header(spec)  # type: ignore[arg-type]
+        operations=ops,
+        request_id_header=_spec.request_id_header(spec),  # type: ignore[arg-type]
     )
     (out / "_operations.py").write_text(text, encoding="utf-8")
 
@@ -123,15 +128,27 @@ def diff(expected: Path, actual: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m generator [--check] [--spec PATH] [--dest DIR]``."""
+    """Entry point: ``python -m generator [--check] [--spec PATH] [--dest DIR] [--docs...]``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m generator", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail with a diff if dest is stale")
     parser.add_argument("--spec", type=Path, default=SPEC, help="the OpenAPI document")
     parser.add_argument("--dest", type=Path, default=DEST, help="the package directory")
+    parser.add_argument(
+        "--docs-dest", type=Path, help="also render the spec-driven docs pages into this directory"
+    )
+    parser.add_argument(
+        "--docs", action="store_true", help="render only the docs pages (default dir: build/docs)"
+    )
     args = parser.parse_args(argv)
+    if args.docs and args.check:
+        parser.error("--docs and --check do not combine (the docs pages are never committed)")
     try:
+        if args.docs:
+            pages = _docs.render_docs(_spec.load(args.spec), args.docs_dest or DOCS_DEST)
+            print(f"rendered {', '.join(str(p) for p in pages)} from {args.spec.name}")
+            return 0
         with tempfile.TemporaryDirectory(prefix="nsdk-gen-") as tmp:
             fresh = generate_into(Path(tmp), args.spec)
             if args.check:
@@ -148,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(args.dest)
             shutil.copytree(fresh, args.dest)
             print(f"generated {len(_files(args.dest))} files into {args.dest}")
-            return 0
+        if args.docs_dest is not None:
+            pages = _docs.render_docs(_spec.load(args.spec), args.docs_dest)
+            print(f"rendered {', '.join(str(p) for p in pages)} from {args.spec.name}")
+        return 0
     except _spec.SpecError as exc:
         print(f"generator: {args.spec}: {exc}", file=sys.stderr)
         return 2

@@ -140,7 +140,9 @@ async def test_refused_refresh_fails_all_waiting_tasks_closed(
     assert len(expired) == 1
 
 
-@pytest.mark.parametrize("refusal", [401, 400, {"accessToken": "only-half"}])
+@pytest.mark.parametrize(
+    "refusal", [401, 400, {"accessToken": "only-half"}], ids=["401", "400", "malformed-200"]
+)
 async def test_refused_refresh_fails_closed(
     make: Callable[..., Driver], server: FakeServer, refusal: object
 ):

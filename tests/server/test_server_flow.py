@@ -1,4 +1,4 @@
-"""The auth guide's flow against the reference server: login, me, refresh, replay, logout, expiry."""
+"""The auth guide's flow on the reference server: login, me, refresh, replay, logout, expiry."""
 
 from __future__ import annotations
 

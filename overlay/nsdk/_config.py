@@ -30,8 +30,16 @@ from ._retry import RetryPolicy
 from ._session import Session, SessionCore
 from ._tokens import MemoryTokenStore, Tokens, TokenStore
 
-#: Environment variable read when no base_url is given.
 BASE_URL_ENV = "NSDK_API_BASE_URL"
+"""The environment variable a client reads its base URL from when no ``base_url`` is given.
+
+Example:
+    >>> import nsdk
+    >>> nsdk.BASE_URL_ENV
+    'NSDK_API_BASE_URL'
+    >>> os.environ[nsdk.BASE_URL_ENV] = "https://api.example.com"  # doctest: +SKIP
+    >>> client = nsdk.Client()  # doctest: +SKIP
+"""
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 

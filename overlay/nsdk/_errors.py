@@ -39,7 +39,16 @@ if TYPE_CHECKING:
 
 
 class NsdkError(Exception):
-    """Root of every exception nsdk raises."""
+    """Root of every exception nsdk raises.
+
+    Example:
+        >>> try:  # doctest: +SKIP
+        ...     client.me()
+        ... except nsdk.SessionExpiredError:
+        ...     redirect_to_sign_in()
+        ... except nsdk.NsdkError as exc:
+        ...     log.error("the API call failed: %s", exc)
+    """
 
 
 class APIError(NsdkError):
@@ -52,6 +61,13 @@ class APIError(NsdkError):
         operation: The operation (e.g. ``"me"``) that failed.
         documented: Whether the spec documents this status for the operation.
         attempt_request_ids: Request ids of every attempt, oldest first (retries included).
+
+    Example:
+        >>> try:  # doctest: +SKIP
+        ...     client.me()
+        ... except nsdk.APIError as exc:
+        ...     log.error("%s failed: %s %s (request_id=%s)",
+        ...               exc.operation, exc.status_code, exc.detail, exc.request_id)
     """
 
     def __init__(
@@ -101,6 +117,12 @@ class RateLimitError(APIError):
 
     Attributes:
         retry_after: Seconds the server asked to wait (from ``Retry-After``), if it said.
+
+    Example:
+        >>> try:  # doctest: +SKIP
+        ...     client.me()
+        ... except nsdk.RateLimitError as exc:
+        ...     time.sleep(exc.retry_after or 30)
     """
 
     retry_after: float | None = None
@@ -150,7 +172,18 @@ class NotAuthenticatedError(SessionError):
 
 
 class SessionExpiredError(SessionError):
-    """The refresh was refused, so the session was cleared (fail closed). Sign in again."""
+    """The refresh was refused, so the session was cleared (fail closed). Sign in again.
+
+    Raised by the call that needed the refresh; ``on_session_expired`` receives it too. Later
+    protected calls raise ``NotAuthenticatedError`` without sending, until ``login`` succeeds.
+
+    Example:
+        >>> try:  # doctest: +SKIP
+        ...     me = client.me()
+        ... except nsdk.SessionExpiredError:
+        ...     client.login(email=email, password=ask_password())
+        ...     me = client.me()
+    """
 
 
 class ScopeMismatchError(SessionError):

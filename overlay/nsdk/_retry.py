@@ -84,8 +84,10 @@ class RetryPolicy:
 
     Example:
         >>> policy = RetryPolicy(max_attempts=5, max_retry_after=10.0)
-        >>> policy.backoff(attempt=3, random=lambda: 0.0)
+        >>> policy.backoff(attempt=3, random=lambda: 0.5)  # full jitter: half the 2 s base
         1.0
+        >>> attrs.evolve(policy, jitter=0.0).backoff(attempt=3, random=lambda: 0.5)
+        2.0
     """
 
     max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))

@@ -21,7 +21,15 @@ from ._tokens import Tokens, TokenStore
 
 
 class SessionState(enum.Enum):
-    """Where a client's session is. Changed only by ``SessionCore._move``."""
+    """Where a client's session is. Changed only by ``SessionCore._move``.
+
+    Example:
+        >>> client.state is nsdk.SessionState.SIGNED_OUT  # doctest: +SKIP
+        True
+        >>> session = client.login(email=email, password=password)  # doctest: +SKIP
+        >>> client.state  # doctest: +SKIP
+        <SessionState.ACTIVE: 'active'>
+    """
 
     #: No tokens: never signed in, or signed out. Protected calls raise NotAuthenticatedError.
     SIGNED_OUT = "signed_out"
@@ -61,6 +69,11 @@ class Session:
         user_id: The user's id.
         tenant_id: The tenant the session is scoped to.
         email: The user's email address.
+
+    Example:
+        >>> session = client.login(email="user@example.com", password=password)  # doctest: +SKIP
+        >>> session  # doctest: +SKIP
+        Session(user_id='1005', tenant_id='2001', email='user@example.com')
     """
 
     user_id: str

@@ -84,7 +84,7 @@ class TokenStore(Protocol):
     """Where a client keeps its tokens. Implementations must be safe to call from many threads.
 
     Example:
-        A store that persists the refresh token in an application's keyring::
+        A store that persists the refresh token in an application's keyring:
 
             class KeyringStore:
                 def load(self) -> nsdk.Tokens | None: ...
@@ -106,7 +106,21 @@ class TokenStore(Protocol):
 
 
 class MemoryTokenStore:
-    """The default store: tokens live only in this process's memory."""
+    """The default store: tokens live only in this process's memory.
+
+    Example:
+        Share one store so a second client resumes the session of the first:
+
+            store = nsdk.MemoryTokenStore()
+            with nsdk.Client(url, token_store=store) as first:
+                first.login(email=email, password=password)
+            with nsdk.Client(url, token_store=store) as second:
+                second.me()  # signed in with the tokens the first client left in the store
+
+        >>> store = MemoryTokenStore(Tokens(access_token="a.b.c", refresh_token="r"))
+        >>> store
+        MemoryTokenStore(holding_tokens=True)
+    """
 
     def __init__(self, tokens: Tokens | None = None) -> None:
         self._tokens = tokens

@@ -148,6 +148,7 @@ class AsyncClient:
             ScopeMismatchError: ``me`` disagrees with the login or ``expected_tenant_id``;
                 the session was cleared.
         """
+        self._config.ensure_open()
         with _Boundary("login"):
             result = await _login.asyncio(
                 client=self._api, body=LoginRequest(email=email, password=password)
@@ -159,11 +160,13 @@ class AsyncClient:
 
     async def me(self) -> Me:
         """Return the signed-in user and tenant (refreshing the token if needed)."""
+        self._config.ensure_open()
         with _Boundary("me"):
             return await _me.asyncio(client=self._api)
 
     async def refresh(self) -> Tokens:
         """Rotate the tokens now (normally automatic). Fails closed like an automatic refresh."""
+        self._config.ensure_open()
         core = self._config.core
         with _Boundary("refresh"):
             await self._auth.refresh(core.current().access_token)

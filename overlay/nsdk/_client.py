@@ -167,6 +167,7 @@ class Client:
             ScopeMismatchError: ``me`` disagrees with the login or ``expected_tenant_id``;
                 the session was cleared.
         """
+        self._config.ensure_open()
         with _Boundary("login"):
             result = _login.sync(
                 client=self._api, body=LoginRequest(email=email, password=password)
@@ -178,11 +179,13 @@ class Client:
 
     def me(self) -> Me:
         """Return the signed-in user and tenant (refreshing the token if needed)."""
+        self._config.ensure_open()
         with _Boundary("me"):
             return _me.sync(client=self._api)
 
     def refresh(self) -> Tokens:
         """Rotate the tokens now (normally automatic). Fails closed like an automatic refresh."""
+        self._config.ensure_open()
         core = self._config.core
         with _Boundary("refresh"):
             self._auth.refresh(core.current().access_token)

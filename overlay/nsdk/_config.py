@@ -19,6 +19,7 @@ from nsdk_api.errors import ApiResponseError
 from nsdk_api.models import LoginResponse, Me
 
 from ._errors import (
+    ClientClosedError,
     ConfigurationError,
     InsecureTransportError,
     NsdkError,
@@ -27,7 +28,7 @@ from ._errors import (
     from_generated,
 )
 from ._retry import RetryPolicy
-from ._session import Session, SessionCore
+from ._session import Session, SessionCore, SessionState
 from ._tokens import MemoryTokenStore, Tokens, TokenStore
 
 BASE_URL_ENV = "NSDK_API_BASE_URL"
@@ -116,6 +117,11 @@ class ClientConfig:
             on_tokens_refreshed=on_tokens_refreshed,
             on_session_expired=on_session_expired,
         )
+
+    def ensure_open(self) -> None:
+        """Raise ClientClosedError if the client was closed (before httpx can raise its own)."""
+        if self.core.state is SessionState.CLOSED:
+            raise ClientClosedError("the client is closed: create a new client")
 
     def error_hook(self, error: ApiResponseError) -> NsdkError:
         """Translate generated-layer errors (the generated Client's ``error_hook``)."""

@@ -18,8 +18,9 @@
     │   ├── NotAuthenticatedError      a protected call before login (or after logout/expiry)
     │   ├── SessionExpiredError        refresh was refused: the session was cleared (fail closed)
     │   └── ScopeMismatchError         me() disagrees with login (user or tenant): session cleared
-    └── ConfigurationError             the client was configured unsafely or wrongly
-        └── InsecureTransportError     http:// to a non-loopback host without explicit opt-in
+    ├── ConfigurationError             the client was configured unsafely or wrongly
+    │   └── InsecureTransportError     http:// to a non-loopback host without explicit opt-in
+    └── ClientClosedError              the client was closed; create a new one
 
 The status -> class choice is one table (``_STATUS_CLASSES``); lower-level errors are translated
 in two places only: ``from_generated`` (generated-layer errors) and ``from_transport`` (httpx).
@@ -198,6 +199,10 @@ class InsecureTransportError(ConfigurationError):
     """An ``http://`` base URL to a non-loopback host without ``allow_insecure_http=True``."""
 
 
+class ClientClosedError(NsdkError):
+    """The client was closed: create a new client (tokens stay in the token store)."""
+
+
 # One table decides the class for a status; 5xx is handled as a range below it.
 _STATUS_CLASSES: Mapping[int, type[APIError]] = {
     400: BadRequestError,
@@ -282,6 +287,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
     "InsecureTransportError",

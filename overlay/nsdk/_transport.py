@@ -82,6 +82,12 @@ class RetryTransport(httpx.BaseTransport):
             attempt = decider.started()
             try:
                 response = self._inner.handle_request(request)
+                # Read here, inside the retry boundary: a body cut short is a transport
+                # failure the decider can judge, and a decoding error is translated here.
+                response.read()
+            except httpx.DecodingError as exc:
+                response.close()
+                raise from_transport(exc, _what(request)) from exc
             except httpx.TransportError as exc:
                 wait = decider.after_error(exc)
                 _log(request, attempt, type(exc).__name__, None, wait)
@@ -130,6 +136,12 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
             attempt = decider.started()
             try:
                 response = await self._inner.handle_async_request(request)
+                # Read here, inside the retry boundary: a body cut short is a transport
+                # failure the decider can judge, and a decoding error is translated here.
+                await response.aread()
+            except httpx.DecodingError as exc:
+                await response.aclose()
+                raise from_transport(exc, _what(request)) from exc
             except httpx.TransportError as exc:
                 wait = decider.after_error(exc)
                 _log(request, attempt, type(exc).__name__, None, wait)

@@ -175,11 +175,6 @@ async def test_close_keeps_tokens_in_store(make: Callable[..., Driver], server: 
     assert len(server.calls) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="overlay bug: after close() httpx raises RuntimeError('Cannot send a request, as the "
-    "client has been closed') before the session core can raise its 'client is closed' error",
-)
 @pytest.mark.parametrize("call", ["me", "login"])
 async def test_calls_after_close_raise_nsdk_error(
     make: Callable[..., Driver], server: FakeServer, call: str

@@ -170,11 +170,6 @@ async def test_decoding_error_is_translated(signed_in: Driver, server: FakeServe
         await signed_in.me()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="overlay bug: httpx.DecodingError escapes generated calls made through client.api "
-    "(the body is decoded by httpx.Client, after the retry transport's translation boundary)",
-)
 async def test_decoding_error_via_client_api_is_translated(signed_in: Driver, server: FakeServer):
     """A body that fails to decode is an nsdk error from a generated call through client.api."""
     server.script("me", bad_gzip())

@@ -59,15 +59,19 @@ def test_private_modules_declare_all():
 
 
 def _constant_doc(name: str) -> str | None:
-    """The ``#:`` comment right above a module-level constant's assignment, if any."""
+    """The ``#:`` comment above a module-level constant, or the docstring right below it."""
     for module_name in PRIVATE_MODULES:
         module = importlib.import_module(f"nsdk.{module_name}")
         if name not in getattr(module, "__all__", ()):
             continue
         lines = inspect.getsource(module).splitlines()
         for i, line in enumerate(lines):
-            if re.match(rf"{name}\s*(:[^=]*)?=", line) and i and lines[i - 1].startswith("#:"):
+            if not re.match(rf"{name}\s*(:[^=]*)?=", line):
+                continue
+            if i and lines[i - 1].startswith("#:"):
                 return lines[i - 1][2:].strip()
+            if i + 1 < len(lines) and lines[i + 1].startswith('"""'):
+                return lines[i + 1].strip('"').strip() or lines[i + 2]
     return None
 
 

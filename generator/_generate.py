@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         "--docs", action="store_true", help="render only the docs pages (default dir: build/docs)"
     )
     args = parser.parse_args(argv)
+    # The upstream generator runs in a temp dir: relative paths must not depend on that.
+    args.spec, args.dest = args.spec.resolve(), args.dest.resolve()
     if args.docs and args.check:
         parser.error("--docs and --check do not combine (the docs pages are never committed)")
     try:

@@ -28,6 +28,15 @@ def test_scripted_429_with_seconds(api, server) -> None:
     assert response.headers["retry-after"] == "2"
 
 
+def test_scripted_204_without_performing(api, server) -> None:
+    """A scripted 204 on logout answers like a logout but revokes nothing."""
+    tokens = api.tokens()
+    server.faults.add("logout", status=204)
+    response = api.logout(tokens["accessToken"])
+    assert response.status_code == 204 and response.content == b""
+    assert api.me(tokens["accessToken"]).status_code == 200
+
+
 def test_times_repeats_then_passes_through(api, server) -> None:
     """An entry with times=N applies to the next N requests, then requests pass through."""
     server.faults.add("login", status=500, times=2)
@@ -154,6 +163,7 @@ def test_delay_triggers_client_timeout(api, server) -> None:
         {"op": "login", "retry_after": 5},
         {"op": "login", "perform": True},
         {"op": "login", "unknown": 1},
+        {"op": "logout", "status": 204, "body": "html"},
         "not-an-object",
     ],
 )

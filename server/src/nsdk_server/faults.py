@@ -88,6 +88,8 @@ class FaultSpec:
             type(self.status) is not int or not 200 <= self.status <= 599
         ):
             raise ValueError("status must be an integer from 200 to 599")
+        if self.status in (204, 304) and self.body not in (None, "empty"):
+            raise ValueError("a 204 or 304 answer cannot carry a body")
         if self.retry_after is not None and not isinstance(self.retry_after, str):
             raise ValueError("retry_after must be a string (sent verbatim)")
         if self.body is not None and self.body not in BODY_MODES:
@@ -231,7 +233,10 @@ class FaultLayer:
             )
             await self.registry.close(scope.get("client"))
             return
-        headers.append((b"content-length", str(len(body)).encode()))
+        if status in (204, 304):  # no body and no body headers for these (RFC 9110)
+            headers = [h for h in headers if h[0] != b"content-type"]
+        else:
+            headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -4,7 +4,7 @@ Sign in, call protected APIs with a bearer token that rotates itself, and fail c
 session cannot be refreshed. ``Client`` is synchronous, ``AsyncClient`` its asyncio twin; both
 expose the generated layer as ``client.api`` with the same behaviour.
 
-Example:
+Examples:
     >>> import nsdk
     >>> with nsdk.Client(base_url="https://api.example.com") as client:  # doctest: +SKIP
     ...     session = client.login(email="user@example.com", password=password)

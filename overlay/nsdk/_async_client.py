@@ -50,7 +50,7 @@ class AsyncClient:
         sleep: Awaitable sleep between retries (injectable for tests).
         random: Returns a float in [0, 1) for backoff jitter (injectable for tests).
 
-    Example:
+    Examples:
         >>> async with nsdk.AsyncClient(base_url=url) as client:  # doctest: +SKIP
         ...     session = await client.login(email="user@example.com", password=password)
         ...     me = await client.me()
@@ -114,7 +114,7 @@ class AsyncClient:
     def api(self) -> ApiClient:
         """The generated-layer client, with this client's auth, refresh and retry behaviour.
 
-        Example:
+        Examples:
             >>> from nsdk_api.api.auth import me  # doctest: +SKIP
             >>> (await me.asyncio_detailed(client=client.api)).parsed.tenant_id  # doctest: +SKIP
             '2001'

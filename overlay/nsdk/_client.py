@@ -73,7 +73,7 @@ class Client:
         sleep: Sleeps between retries (injectable for tests).
         random: Returns a float in [0, 1) for backoff jitter (injectable for tests).
 
-    Example:
+    Examples:
         >>> with nsdk.Client(base_url="https://api.example.com") as client:  # doctest: +SKIP
         ...     session = client.login(email="user@example.com", password=password)
         ...     me = client.me()
@@ -137,7 +137,7 @@ class Client:
     def api(self) -> ApiClient:
         """The generated-layer client, with this client's auth, refresh and retry behaviour.
 
-        Example:
+        Examples:
             >>> from nsdk_api.api.auth import me  # doctest: +SKIP
             >>> me.sync_detailed(client=client.api).parsed.tenant_id  # doctest: +SKIP
             '2001'

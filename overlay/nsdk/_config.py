@@ -34,7 +34,7 @@ from ._tokens import MemoryTokenStore, Tokens, TokenStore
 BASE_URL_ENV = "NSDK_API_BASE_URL"
 """The environment variable a client reads its base URL from when no ``base_url`` is given.
 
-Example:
+Examples:
     >>> import nsdk
     >>> nsdk.BASE_URL_ENV
     'NSDK_API_BASE_URL'

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 class NsdkError(Exception):
     """Root of every exception nsdk raises.
 
-    Example:
+    Examples:
         >>> try:  # doctest: +SKIP
         ...     client.me()
         ... except nsdk.SessionExpiredError:
@@ -63,7 +63,7 @@ class APIError(NsdkError):
         documented: Whether the spec documents this status for the operation.
         attempt_request_ids: Request ids of every attempt, oldest first (retries included).
 
-    Example:
+    Examples:
         >>> try:  # doctest: +SKIP
         ...     client.me()
         ... except nsdk.APIError as exc:
@@ -119,7 +119,7 @@ class RateLimitError(APIError):
     Attributes:
         retry_after: Seconds the server asked to wait (from ``Retry-After``), if it said.
 
-    Example:
+    Examples:
         >>> try:  # doctest: +SKIP
         ...     client.me()
         ... except nsdk.RateLimitError as exc:
@@ -178,7 +178,7 @@ class SessionExpiredError(SessionError):
     Raised by the call that needed the refresh; ``on_session_expired`` receives it too. Later
     protected calls raise ``NotAuthenticatedError`` without sending, until ``login`` succeeds.
 
-    Example:
+    Examples:
         >>> try:  # doctest: +SKIP
         ...     me = client.me()
         ... except nsdk.SessionExpiredError:

@@ -47,7 +47,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     Returns:
         The wait in seconds (0 for a date in the past), or None when the value is unusable.
 
-    Example:
+    Examples:
         >>> parse_retry_after("3", now=0.0)
         3.0
         >>> parse_retry_after("Thu, 01 Jan 1970 00:01:00 GMT", now=30.0)
@@ -82,7 +82,7 @@ class RetryPolicy:
         max_retry_after: The longest ``Retry-After`` honoured; above it, raise at once.
         retry_statuses: Server statuses retried for resend-safe operations.
 
-    Example:
+    Examples:
         >>> policy = RetryPolicy(max_attempts=5, max_retry_after=10.0)
         >>> policy.backoff(attempt=3, random=lambda: 0.5)  # full jitter: half the 2 s base
         1.0

@@ -23,7 +23,7 @@ from ._tokens import Tokens, TokenStore
 class SessionState(enum.Enum):
     """Where a client's session is. Changed only by ``SessionCore._move``.
 
-    Example:
+    Examples:
         >>> client.state is nsdk.SessionState.SIGNED_OUT  # doctest: +SKIP
         True
         >>> session = client.login(email=email, password=password)  # doctest: +SKIP
@@ -70,7 +70,7 @@ class Session:
         tenant_id: The tenant the session is scoped to.
         email: The user's email address.
 
-    Example:
+    Examples:
         >>> session = client.login(email="user@example.com", password=password)  # doctest: +SKIP
         >>> session  # doctest: +SKIP
         Session(user_id='1005', tenant_id='2001', email='user@example.com')

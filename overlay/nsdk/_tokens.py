@@ -28,7 +28,7 @@ class Tokens:
         access_token: The bearer access token (a JWT, or opaque).
         refresh_token: The one-time refresh token.
 
-    Example:
+    Examples:
         >>> Tokens(access_token="a.b.c", refresh_token="r")
         Tokens(access_token=***, refresh_token=***, expires_at=None)
     """
@@ -83,7 +83,7 @@ def jwt_claims_times(token: str) -> tuple[float | None, float | None]:
 class TokenStore(Protocol):
     """Where a client keeps its tokens. Implementations must be safe to call from many threads.
 
-    Example:
+    Examples:
         A store that persists the refresh token in an application's keyring:
 
             class KeyringStore:
@@ -108,7 +108,7 @@ class TokenStore(Protocol):
 class MemoryTokenStore:
     """The default store: tokens live only in this process's memory.
 
-    Example:
+    Examples:
         Share one store so a second client resumes the session of the first:
 
             store = nsdk.MemoryTokenStore()

@@ -170,3 +170,34 @@ def test_restart_with_db_keeps_sessions(nsdk_server_factory, api_for, tmp_path) 
     rotated = api.refresh(tokens["refreshToken"])
     assert rotated.status_code == 200
     api.assert_error(api.refresh(tokens["refreshToken"]), 401)  # still one-time across restarts
+
+
+def test_unknown_user_costs_one_hash_like_a_known_one(monkeypatch) -> None:
+    """Unknown emails still run scrypt once (dummy hash), so timing does not reveal accounts."""
+    from nsdk_server.config import DEFAULT_USER
+    from nsdk_server.users import UserDirectory
+
+    directory = UserDirectory([DEFAULT_USER], scrypt_n=4)
+    calls = []
+    original = directory._hash
+    monkeypatch.setattr(directory, "_hash", lambda pw, salt: calls.append(1) or original(pw, salt))
+    assert directory.authenticate("nobody@example.com", PASSWORD) is None
+    assert directory.authenticate(EMAIL, "wrong") is None
+    assert directory.authenticate(EMAIL, PASSWORD) is not None
+    assert len(calls) == 3
+
+
+def test_refresh_tokens_are_stored_hashed(nsdk_server_factory, api_for, tmp_path) -> None:
+    """The database holds only SHA-256 hashes of refresh tokens, never the tokens."""
+    import hashlib
+    import sqlite3
+
+    db = tmp_path / "state.sqlite3"
+    api = api_for(nsdk_server_factory(db=str(db)))
+    token = api.tokens()["refreshToken"]
+    with sqlite3.connect(db) as conn:
+        stored = [row[0] for row in conn.execute("SELECT token_hash FROM refresh_tokens")]
+    assert hashlib.sha256(token.encode()).hexdigest() in stored
+    assert token not in stored
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert token.encode() not in raw

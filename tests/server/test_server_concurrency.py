@@ -43,7 +43,7 @@ def test_thousand_concurrent_me_requests(api, server) -> None:
     failures = [r for r in results if r != 200]
     assert not failures, failures[:5]
     assert server.stats()["requests"]["me"] == 1000
-    assert elapsed < 30
+    assert elapsed < 60  # generous: a loaded 2-core CI machine; typically 2-8 s
 
 
 def test_concurrent_refresh_with_one_token(api, server) -> None:

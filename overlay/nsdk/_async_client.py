@@ -6,7 +6,6 @@ lives in the shared parts (``_config``, ``_session``, ``_retry``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
@@ -27,6 +26,13 @@ from ._retry import RetryPolicy
 from ._session import Session, SessionState
 from ._tokens import Tokens, TokenStore
 from ._transport import AsyncRetryTransport
+
+
+async def _asyncio_sleep(seconds: float) -> None:
+    # asyncio is imported on first use, not with nsdk: `import nsdk` stays free of it.
+    import asyncio
+
+    await asyncio.sleep(seconds)
 
 
 class AsyncClient:
@@ -94,7 +100,7 @@ class AsyncClient:
         retrying = AsyncRetryTransport(
             transport or httpx.AsyncHTTPTransport(),
             cfg.retry,
-            sleep=sleep or asyncio.sleep,
+            sleep=sleep or _asyncio_sleep,
             clock=cfg.clock,
             random=cfg.random,
         )

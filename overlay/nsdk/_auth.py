@@ -7,15 +7,18 @@ when it asks. Refresh is I/O under a lock, which is why they override ``sync_aut
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING
 
 import httpx
 
 from ._errors import AuthenticationError, BadRequestError, MalformedResponseError, NsdkError
 from ._session import Send, SessionCore, auth_steps
 from ._tokens import Tokens
+
+if TYPE_CHECKING:
+    import asyncio  # imported when first needed: `import nsdk` stays free of asyncio
 
 #: Refresh outcomes that are definitive: the refresh token is dead, so the session fails closed.
 #: (A 200 whose body cannot be parsed is included: the server rotated and the new pair is lost.)
@@ -117,6 +120,8 @@ class AsyncBearerAuth(httpx.Auth):
     async def refresh(self, stale: str) -> None:
         """Make sure the access token ``stale`` is replaced: single-flight across tasks."""
         if self._refresh_lock is None:
+            import asyncio  # here, not at module level: sync users never pay for asyncio
+
             self._refresh_lock = asyncio.Lock()
         async with self._refresh_lock:
             refresh_token = self._core.refresh_token_for(stale)  # re-check under the lock

@@ -11,7 +11,6 @@ from types import TracebackType
 from typing import Self
 
 import httpx
-from nsdk_api import Client as ApiClient
 from nsdk_api.api.auth import login as _login
 from nsdk_api.api.auth import logout as _logout
 from nsdk_api.api.auth import me as _me
@@ -19,7 +18,7 @@ from nsdk_api.api.auth import refresh as _refresh
 from nsdk_api.models import LoginRequest, Me, RefreshRequest
 
 from ._auth import AsyncBearerAuth
-from ._client import _Boundary, logger
+from ._base import Boundary, ClientBase, logger
 from ._config import ClientConfig
 from ._errors import NsdkError, SessionExpiredError
 from ._retry import RetryPolicy
@@ -35,7 +34,7 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-class AsyncClient:
+class AsyncClient(ClientBase):
     """An asyncio NSDK API client with a session: login, me, logout, automatic refresh.
 
     Args:
@@ -116,27 +115,6 @@ class AsyncClient:
             )
         )
 
-    @property
-    def api(self) -> ApiClient:
-        """The generated-layer client, with this client's auth, refresh and retry behaviour.
-
-        Examples:
-            >>> from nsdk_api.api.auth import me  # doctest: +SKIP
-            >>> (await me.asyncio_detailed(client=client.api)).parsed.tenant_id  # doctest: +SKIP
-            '2001'
-        """
-        return self._api
-
-    @property
-    def state(self) -> SessionState:
-        """The session state (``SessionState``)."""
-        return self._config.core.state
-
-    @property
-    def session(self) -> Session | None:
-        """The verified session (user and tenant), or None when signed out."""
-        return self._config.core.session
-
     async def _refresh_call(self, refresh_token: str) -> Tokens:
         pair = await _refresh.asyncio(
             client=self._api, body=RefreshRequest(refresh_token=refresh_token)
@@ -155,7 +133,7 @@ class AsyncClient:
                 the session was cleared.
         """
         self._config.ensure_open()
-        with _Boundary("login"):
+        with Boundary("login"):
             result = await _login.asyncio(
                 client=self._api, body=LoginRequest(email=email, password=password)
             )
@@ -167,14 +145,14 @@ class AsyncClient:
     async def me(self) -> Me:
         """Return the signed-in user and tenant (refreshing the token if needed)."""
         self._config.ensure_open()
-        with _Boundary("me"):
+        with Boundary("me"):
             return await _me.asyncio(client=self._api)
 
     async def refresh(self) -> Tokens:
         """Rotate the tokens now (normally automatic). Fails closed like an automatic refresh."""
         self._config.ensure_open()
         core = self._config.core
-        with _Boundary("refresh"):
+        with Boundary("refresh"):
             await self._auth.refresh(core.current().access_token)
         return core.current()
 
@@ -190,7 +168,7 @@ class AsyncClient:
             core.signed_out()
             return False
         try:
-            with _Boundary("logout"):
+            with Boundary("logout"):
                 await _logout.asyncio(client=self._api)
             return True
         except NsdkError as exc:
@@ -214,9 +192,6 @@ class AsyncClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"AsyncClient(base_url={str(self._config.base_url)!r}, state={self.state.value!r})"
 
 
 __all__ = ["AsyncClient"]

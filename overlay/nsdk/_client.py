@@ -8,14 +8,12 @@ record results in the core; scope checks are the pure ``check_scope``.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
 import httpx
-from nsdk_api import Client as ApiClient
 from nsdk_api.api.auth import login as _login
 from nsdk_api.api.auth import logout as _logout
 from nsdk_api.api.auth import me as _me
@@ -23,36 +21,16 @@ from nsdk_api.api.auth import refresh as _refresh
 from nsdk_api.models import LoginRequest, Me, RefreshRequest
 
 from ._auth import BearerAuth
+from ._base import Boundary, ClientBase, logger
 from ._config import ClientConfig
-from ._errors import NsdkError, SessionExpiredError, from_transport
+from ._errors import NsdkError, SessionExpiredError
 from ._retry import RetryPolicy
 from ._session import Session, SessionState
 from ._tokens import Tokens, TokenStore
 from ._transport import RetryTransport
 
-logger = logging.getLogger("nsdk")
 
-
-class _Boundary:
-    """Translates any httpx error that got past the transport (e.g. a body decoding error)."""
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(exc, httpx.HTTPError) and not isinstance(exc, NsdkError):
-            raise from_transport(exc, self._what) from exc
-
-
-class Client:
+class Client(ClientBase):
     """A synchronous NSDK API client with a session: login, me, logout, automatic refresh.
 
     Args:
@@ -133,27 +111,6 @@ class Client:
             )
         )
 
-    @property
-    def api(self) -> ApiClient:
-        """The generated-layer client, with this client's auth, refresh and retry behaviour.
-
-        Examples:
-            >>> from nsdk_api.api.auth import me  # doctest: +SKIP
-            >>> me.sync_detailed(client=client.api).parsed.tenant_id  # doctest: +SKIP
-            '2001'
-        """
-        return self._api
-
-    @property
-    def state(self) -> SessionState:
-        """The session state (``SessionState``)."""
-        return self._config.core.state
-
-    @property
-    def session(self) -> Session | None:
-        """The verified session (user and tenant), or None when signed out."""
-        return self._config.core.session
-
     def _refresh_call(self, refresh_token: str) -> Tokens:
         pair = _refresh.sync(client=self._api, body=RefreshRequest(refresh_token=refresh_token))
         return Tokens(access_token=pair.access_token, refresh_token=pair.refresh_token)
@@ -168,7 +125,7 @@ class Client:
                 the session was cleared.
         """
         self._config.ensure_open()
-        with _Boundary("login"):
+        with Boundary("login"):
             result = _login.sync(
                 client=self._api, body=LoginRequest(email=email, password=password)
             )
@@ -180,14 +137,14 @@ class Client:
     def me(self) -> Me:
         """Return the signed-in user and tenant (refreshing the token if needed)."""
         self._config.ensure_open()
-        with _Boundary("me"):
+        with Boundary("me"):
             return _me.sync(client=self._api)
 
     def refresh(self) -> Tokens:
         """Rotate the tokens now (normally automatic). Fails closed like an automatic refresh."""
         self._config.ensure_open()
         core = self._config.core
-        with _Boundary("refresh"):
+        with Boundary("refresh"):
             self._auth.refresh(core.current().access_token)
         return core.current()
 
@@ -203,7 +160,7 @@ class Client:
             core.signed_out()
             return False
         try:
-            with _Boundary("logout"):
+            with Boundary("logout"):
                 _logout.sync(client=self._api)
             return True
         except NsdkError as exc:
@@ -227,9 +184,6 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"Client(base_url={str(self._config.base_url)!r}, state={self.state.value!r})"
 
 
 __all__ = ["Client"]

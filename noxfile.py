@@ -58,10 +58,13 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typing(session: nox.Session) -> None:
-    """mypy --strict over the overlay, the generated package and tests/typing."""
+    """Mypy and pyright, both strict, over the overlay, the generated package and tests/typing."""
     session.install(*_group("typing"))
     _install_wheel(session)
     session.run("mypy", "--strict", "overlay/nsdk", "generated/nsdk_api", "tests/typing")
+    # pyright strict too (pyrightconfig.json), against this session's environment.
+    python = str(Path(session.virtualenv.location) / "bin" / "python")
+    session.run("pyright", "--pythonpath", python)
 
 
 @nox.session(python=PYTHON)

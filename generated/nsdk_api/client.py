@@ -39,7 +39,7 @@ class Client:
     """
 
     base_url: str
-    headers: dict[str, str] = field(factory=dict, kw_only=True)
+    headers: dict[str, str] = field(factory=dict[str, str], kw_only=True)
     timeout: httpx.Timeout | float | None = field(default=None, kw_only=True)
     auth: httpx.Auth | None = field(default=None, kw_only=True)
     transport: httpx.BaseTransport | None = field(default=None, kw_only=True)
@@ -49,7 +49,7 @@ class Client:
     error_hook: Callable[[ApiResponseError], BaseException] | None = field(
         default=None, kw_only=True
     )
-    httpx_args: dict[str, Any] = field(factory=dict, kw_only=True)
+    httpx_args: dict[str, Any] = field(factory=dict[str, Any], kw_only=True)
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
     _async_client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
 

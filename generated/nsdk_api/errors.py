@@ -17,7 +17,7 @@ The hand-written ``nsdk`` package turns these into its own exception tree (``Cli
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import httpx
 
@@ -130,7 +130,7 @@ def parse_success(
         data = _json(response)
         if not isinstance(data, dict):
             raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-        return parse(data)
+        return parse(cast(dict[str, Any], data))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         # ValueError covers JSONDecodeError and UnicodeDecodeError. Only the exception *type* and
         # our own message go out: a body can contain tokens, so it is never quoted.
@@ -160,7 +160,7 @@ def error_status(
         data = _json(response)
         if not isinstance(data, dict):
             raise TypeError("not an object")
-        body = parse(data)
+        body = parse(cast(dict[str, Any], data))
         detail, request_id = body.detail, body.request_id or request_id
     except (ValueError, TypeError, KeyError, AttributeError):
         # An HTML page from a proxy, an empty body...: the status is still the fact that matters.

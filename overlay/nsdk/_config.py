@@ -99,7 +99,8 @@ class ClientConfig:
         clock: Callable[[], float] | None,
         random: Callable[[], float] | None,
     ) -> None:
-        if retry is not None and not isinstance(retry, RetryPolicy):
+        # Checked at run time for callers without a type checker.
+        if retry is not None and not isinstance(retry, RetryPolicy):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise ConfigurationError("retry must be an nsdk.RetryPolicy")
         self.base_url = resolve_base_url(base_url, allow_insecure_http)
         self.retry = retry if retry is not None else RetryPolicy()

@@ -131,7 +131,7 @@ class RetryDecider:
     clock: Callable[[], float]
     random: Callable[[], float]
     attempt: int = 0
-    request_ids: list[str] = attrs.field(factory=list)
+    request_ids: list[str] = attrs.field(factory=list[str])
     waited: float = 0.0
 
     def _resend_safe(self) -> bool:

@@ -11,13 +11,9 @@ import base64
 import binascii
 import json
 import threading
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import attrs
-
-
-def _redact(_: object) -> str:
-    return "'***'"
 
 
 @attrs.frozen(repr=False)
@@ -69,9 +65,10 @@ def jwt_claims_times(token: str) -> tuple[float | None, float | None]:
         return None, None
     if not isinstance(payload, dict):
         return None, None
+    claims = cast(dict[str, object], payload)
 
     def number(name: str) -> float | None:
-        value = payload.get(name)
+        value = claims.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         return None

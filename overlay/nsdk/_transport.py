@@ -80,13 +80,15 @@ class RetryTransport(httpx.BaseTransport):
         decider = _decider(request, self._policy, self._clock, self._random)
         while True:
             attempt = decider.started()
+            response: httpx.Response | None = None
             try:
                 response = self._inner.handle_request(request)
                 # Read here, inside the retry boundary: a body cut short is a transport
                 # failure the decider can judge, and a decoding error is translated here.
                 response.read()
             except httpx.DecodingError as exc:
-                response.close()
+                if response is not None:
+                    response.close()
                 raise from_transport(exc, _what(request)) from exc
             except httpx.TransportError as exc:
                 wait = decider.after_error(exc)
@@ -134,13 +136,15 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
         decider = _decider(request, self._policy, self._clock, self._random)
         while True:
             attempt = decider.started()
+            response: httpx.Response | None = None
             try:
                 response = await self._inner.handle_async_request(request)
                 # Read here, inside the retry boundary: a body cut short is a transport
                 # failure the decider can judge, and a decoding error is translated here.
                 await response.aread()
             except httpx.DecodingError as exc:
-                await response.aclose()
+                if response is not None:
+                    await response.aclose()
                 raise from_transport(exc, _what(request)) from exc
             except httpx.TransportError as exc:
                 wait = decider.after_error(exc)

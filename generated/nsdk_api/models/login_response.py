@@ -29,7 +29,7 @@ class LoginResponse:
     refresh_token: str = _attrs_field(repr=False)
     user_id: str
     tenant_id: str
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict[str, Any])
 
     def to_dict(self) -> dict[str, Any]:
         access_token = self.access_token

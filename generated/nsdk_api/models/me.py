@@ -27,7 +27,7 @@ class Me:
     user_id: str
     tenant_id: str
     email: str
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict[str, Any])
 
     def to_dict(self) -> dict[str, Any]:
         user_id = self.user_id

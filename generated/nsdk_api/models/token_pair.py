@@ -26,7 +26,7 @@ class TokenPair:
 
     access_token: str = _attrs_field(repr=False)
     refresh_token: str = _attrs_field(repr=False)
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict[str, Any])
 
     def to_dict(self) -> dict[str, Any]:
         access_token = self.access_token

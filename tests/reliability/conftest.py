@@ -1,0 +1,218 @@
+"""Reliability fixtures: a fault-injecting server, one driver for both clients, the secret ledger.
+
+``Driver`` runs ``nsdk.Client`` or ``nsdk.AsyncClient`` (its own event loop) behind the same sync
+calls, with an injected sleep that records every wait instead of sleeping, over real HTTP on
+loopback. ``LEDGER`` collects every secret the suite handles (the password, every token pair a
+client stores, every token the fuzzer makes up) and every text the suite produces (log records of
+nsdk, nsdk_api and httpx; the full text of every exception the tests catch, causes included; the
+servers' logs; failure reports). ``test_secret_scan.py`` runs last and asserts no secret is in any
+text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import nsdk
+import pytest
+from nsdk_server.testing import ServerHandle, run_server
+
+EMAIL = "user@example.com"
+PASSWORD = "demo-password"  # the reference server's documented demo user
+MODES = ("sync", "async")
+MIN_SECRET = 8  # shorter strings would match ordinary text
+
+#: Options of the suite's shared server: faults on, cheap hashing, no login limits.
+SERVER_OPTIONS: dict[str, Any] = {
+    "faults": True,
+    "scrypt_n": 2**12,
+    "login_account_rate": None,
+    "login_address_rate": None,
+}
+
+
+class Ledger:
+    """Secrets handled and texts produced by the reliability suite (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.secrets: set[str] = {PASSWORD}
+        self.texts: list[tuple[str, str]] = []  # (where it came from, the text)
+
+    def secret(self, value: str) -> None:
+        if len(value) >= MIN_SECRET:
+            with self._lock:
+                self.secrets.add(value)
+            parts = value.split(".")
+            if len(parts) == 3 and len(parts[2]) >= MIN_SECRET:
+                self.secret(parts[2])  # a JWT's signature alone is enough to leak it
+
+    def tokens(self, tokens: nsdk.Tokens) -> None:
+        self.secret(tokens.access_token)
+        self.secret(tokens.refresh_token)
+
+    def text(self, origin: str, value: str) -> None:
+        with self._lock:
+            self.texts.append((origin, value))
+
+    def exception(self, exc: BaseException) -> None:
+        """Record what a user could print or log of an exception: str, repr, whole traceback."""
+        text = f"{exc}\n{exc!r}\n" + "".join(traceback.format_exception(exc))
+        self.text(f"exception {type(exc).__name__}", text)
+
+    def hits(self) -> list[tuple[str, str, str]]:
+        """(origin, secret prefix, excerpt) for every secret found in a text."""
+        with self._lock:
+            secrets, texts = sorted(self.secrets), list(self.texts)
+        found = []
+        for origin, text in texts:
+            for secret in secrets:
+                at = text.find(secret)
+                if at >= 0:
+                    excerpt = text[max(0, at - 40) : at].replace("\n", " ")
+                    found.append((origin, secret[:4] + "...", excerpt + "<SECRET>"))
+        return found
+
+
+LEDGER = Ledger()
+
+
+class _LedgerHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        LEDGER.text(f"log {record.name}", self.format(record))
+
+
+#: Loggers captured, at these levels (httpcore's DEBUG events carry no payload and are many).
+CAPTURED_LOGGERS = {"nsdk": logging.DEBUG, "nsdk_api": logging.DEBUG, "httpx": logging.DEBUG}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _capture_logs() -> Iterator[None]:
+    handler = _LedgerHandler(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    saved = {}
+    for name, level in CAPTURED_LOGGERS.items():
+        log = logging.getLogger(name)
+        saved[name] = log.level
+        log.setLevel(level)
+        log.addHandler(handler)
+    yield
+    for name, level in saved.items():
+        log = logging.getLogger(name)
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    """Failure reports of this suite are output too: the scan reads them."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "reliability" in item.nodeid:
+        LEDGER.text(f"report {item.nodeid}", report.longreprtext)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the reliability secret scan after every other reliability test."""
+    last = [i for i in items if i.name == "test_reliability_texts_hold_no_secret"]
+    if last:
+        others = [i for i in items if i not in last]
+        index = max(
+            (n + 1 for n, i in enumerate(others) if "tests/reliability" in i.nodeid), default=0
+        )
+        items[:] = others[:index] + last + others[index:]
+
+
+@pytest.fixture(scope="session")
+def ledger() -> Ledger:
+    """The suite-wide secret ledger."""
+    return LEDGER
+
+
+class RecordingStore(nsdk.MemoryTokenStore):
+    """A memory token store that tells the ledger about every pair it is given."""
+
+    def save(self, tokens: nsdk.Tokens) -> None:
+        LEDGER.tokens(tokens)
+        super().save(tokens)
+
+
+@pytest.fixture(scope="session")
+def fault_server() -> Iterator[ServerHandle]:
+    """The suite's reference server (subprocess, faults on); its log is scanned at the end."""
+    with run_server(**SERVER_OPTIONS) as handle:
+        yield handle
+        LEDGER.text("server log (fault_server)", handle.logs())
+
+
+@pytest.fixture
+def server(fault_server: ServerHandle) -> ServerHandle:
+    """The suite's server with no queued faults and zeroed counters."""
+    fault_server.reset()
+    return fault_server
+
+
+class Driver:
+    """One nsdk client, sync or async, driven through the same blocking calls.
+
+    ``waits`` lists every sleep the retry policy asked for (nothing really sleeps).
+    """
+
+    def __init__(self, mode: str, base_url: str, **options: Any) -> None:
+        self.mode = mode
+        self.waits: list[float] = []
+        self.store = RecordingStore()
+        options.setdefault("token_store", self.store)
+        options.setdefault("random", lambda: 0.5)
+        if mode == "sync":
+            self._loop: asyncio.AbstractEventLoop | None = None
+            options.setdefault("sleep", self.waits.append)
+            self.client: Any = nsdk.Client(base_url, **options)
+        else:
+
+            async def sleep(seconds: float) -> None:
+                self.waits.append(seconds)
+
+            self._loop = asyncio.new_event_loop()
+            options.setdefault("sleep", sleep)
+            self.client = nsdk.AsyncClient(base_url, **options)
+
+    def call(self, method: str, **kwargs: Any) -> Any:
+        """Call a client method and return its result (awaited in the driver's loop if async)."""
+        result = getattr(self.client, method)(**kwargs)
+        if self._loop is not None:
+            return self._loop.run_until_complete(result)
+        return result
+
+    def login(self) -> nsdk.Session:
+        return self.call("login", email=EMAIL, password=PASSWORD)  # type: ignore[no-any-return]
+
+    @property
+    def state(self) -> nsdk.SessionState:
+        return self.client.state  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._loop is None:
+            self.client.close()
+        else:
+            self._loop.run_until_complete(self.client.aclose())
+            self._loop.close()
+
+
+@pytest.fixture
+def make_driver() -> Iterator[Callable[..., Driver]]:
+    """A factory ``(mode, base_url, **client options) -> Driver``; all closed after the test."""
+    drivers: list[Driver] = []
+
+    def make(mode: str, base_url: str, **options: Any) -> Driver:
+        drivers.append(Driver(mode, base_url, **options))
+        return drivers[-1]
+
+    yield make
+    for driver in drivers:
+        driver.close()

@@ -143,6 +143,12 @@ class RecordingStore(nsdk.MemoryTokenStore):
 
 
 @pytest.fixture(scope="session")
+def recording_store() -> type[RecordingStore]:
+    """The RecordingStore class (session-scoped, so hypothesis tests may use it)."""
+    return RecordingStore
+
+
+@pytest.fixture(scope="session")
 def fault_server() -> Iterator[ServerHandle]:
     """The suite's reference server (subprocess, faults on); its log is scanned at the end."""
     with run_server(**SERVER_OPTIONS) as handle:

@@ -7,6 +7,7 @@ lives in the shared parts (``_config``, ``_session``, ``_retry``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from types import TracebackType
 from typing import Self
 
@@ -22,7 +23,7 @@ from ._base import Boundary, ClientBase, logger
 from ._config import ClientConfig
 from ._errors import NsdkError, SessionExpiredError
 from ._retry import RetryPolicy
-from ._session import Session, SessionState
+from ._session import Session, SessionState, resign
 from ._tokens import Tokens, TokenStore
 from ._transport import AsyncRetryTransport
 
@@ -102,6 +103,7 @@ class AsyncClient(ClientBase):
             sleep=sleep or _asyncio_sleep,
             clock=cfg.clock,
             random=cfg.random,
+            before_resend=partial(resign, cfg.core, origin=cfg.base_url),
         )
         self._auth = AsyncBearerAuth(cfg.core, cfg.base_url, self._refresh_call)
         self._api.set_async_httpx_client(

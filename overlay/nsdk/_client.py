@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Self
 
@@ -25,7 +26,7 @@ from ._base import Boundary, ClientBase, logger
 from ._config import ClientConfig
 from ._errors import NsdkError, SessionExpiredError
 from ._retry import RetryPolicy
-from ._session import Session, SessionState
+from ._session import Session, SessionState, resign
 from ._tokens import Tokens, TokenStore
 from ._transport import RetryTransport
 
@@ -98,6 +99,7 @@ class Client(ClientBase):
             sleep=sleep or time.sleep,
             clock=cfg.clock,
             random=cfg.random,
+            before_resend=partial(resign, cfg.core, origin=cfg.base_url),
         )
         self._auth = BearerAuth(cfg.core, cfg.base_url, self._refresh_call)
         self._api.set_httpx_client(

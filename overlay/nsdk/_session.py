@@ -145,6 +145,25 @@ class SessionCore:
                 raise NotAuthenticatedError(_NOT_AUTHENTICATED[self._state])
             return self._tokens
 
+    def access_token(self) -> str | None:
+        """The current access token, or None when there is no active session (never raises)."""
+        with self._lock:
+            if self._state is not SessionState.ACTIVE or self._tokens is None:
+                return None
+            return self._tokens.access_token
+
+    def stale(self, access_token: str) -> bool:
+        """Whether a 401 for ``access_token`` is explained: it was replaced, or is due to expire.
+
+        A request can carry a token for longer than its lifetime (e.g. while the retry transport
+        waits out a 429's Retry-After): a 401 for it says nothing about the current token.
+        """
+        with self._lock:
+            current = self._tokens
+        if current is None or current.access_token != access_token:
+            return True
+        return self.due_for_refresh(current)
+
     def due_for_refresh(self, tokens: Tokens) -> bool:
         """Whether a JWT access token is within the leeway of its ``exp`` (proactive refresh).
 
@@ -225,8 +244,36 @@ class SessionCore:
             self._session = None
 
 
+#: Extra resends of one request after 401s that a stale token explains (see ``auth_steps``).
+MAX_STALE_RESENDS = 3
+
+
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+def _bearer(request: httpx.Request) -> str:
+    return str(request.headers.get("Authorization", "")).removeprefix("Bearer ")
+
+
+def _protected(request: httpx.Request, origin: httpx.URL) -> bool:
+    # Only requests to our origin for operations that need the token ever carry it.
+    op = operation_for(request)
+    return (op is None or op.authenticated) and _same_origin(request.url, origin)
+
+
+def resign(core: SessionCore, request: httpx.Request, origin: httpx.URL) -> None:
+    """Before the retry transport resends: put the current token on a request that carries one.
+
+    A resend after a Retry-After wait would otherwise carry the token it was first sent with,
+    which another caller may have rotated, or which may have expired, meanwhile.
+    """
+    sent = _bearer(request)
+    if not sent or not _protected(request, origin):
+        return
+    current = core.access_token()
+    if current is not None and current != sent:
+        request.headers["Authorization"] = f"Bearer {current}"
 
 
 def auth_steps(
@@ -237,10 +284,12 @@ def auth_steps(
     1. An operation the spec marks unauthenticated (login, refresh) is sent as is.
     2. A request to another origin is sent without the token (the token never leaves its origin).
     3. Otherwise: refresh first if the JWT is about to expire; send with the bearer token;
-       on 401, refresh (single-flight) and resend once. A second 401 goes to the caller.
+       on 401, refresh (single-flight) and resend once. A second 401 goes to the caller, unless
+       the token it carried is stale (replaced meanwhile, or expired while the request waited
+       out a 429): then refresh and resend again, at most ``MAX_STALE_RESENDS`` more times.
+       (The retry transport's own resends carry the current token: see ``resign``.)
     """
-    op = operation_for(request)
-    if (op is not None and not op.authenticated) or not _same_origin(request.url, origin):
+    if not _protected(request, origin):
         yield Send(request)
         return
     tokens = core.current()
@@ -249,12 +298,25 @@ def auth_steps(
         tokens = core.current()
     request.headers["Authorization"] = f"Bearer {tokens.access_token}"
     response = yield Send(request)
-    if response is None or response.status_code != 401:
-        return
-    yield Refresh(tokens.access_token)
-    tokens = core.current()
-    request.headers["Authorization"] = f"Bearer {tokens.access_token}"
-    yield Send(request)
+    for resend in range(1 + MAX_STALE_RESENDS):
+        if response is None or response.status_code != 401:
+            return
+        sent = _bearer(request)  # what the last attempt carried (resends are re-signed)
+        if resend and not core.stale(sent):
+            return  # a current, unexpired token refused after a refresh: the caller gets the 401
+        yield Refresh(sent)
+        tokens = core.current()
+        request.headers["Authorization"] = f"Bearer {tokens.access_token}"
+        response = yield Send(request)
 
 
-__all__ = ["Refresh", "Send", "Session", "SessionCore", "SessionState", "auth_steps"]
+__all__ = [
+    "MAX_STALE_RESENDS",
+    "Refresh",
+    "Send",
+    "Session",
+    "SessionCore",
+    "SessionState",
+    "auth_steps",
+    "resign",
+]

@@ -68,12 +68,14 @@ class RetryTransport(httpx.BaseTransport):
         sleep: Callable[[float], None],
         clock: Callable[[], float],
         random: Callable[[], float],
+        before_resend: Callable[[httpx.Request], None] | None = None,
     ) -> None:
         self._inner = inner
         self._policy = policy
         self._sleep = sleep
         self._clock = clock
         self._random = random
+        self._before_resend = before_resend  # e.g. put the current bearer token on the request
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``, resending while the decider says so."""
@@ -107,6 +109,8 @@ class RetryTransport(httpx.BaseTransport):
                     return response
                 response.close()
             self._sleep(wait)
+            if self._before_resend is not None:
+                self._before_resend(request)
 
     def close(self) -> None:
         """Close the wrapped transport."""
@@ -124,12 +128,14 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
         sleep: Callable[[float], Awaitable[None]],
         clock: Callable[[], float],
         random: Callable[[], float],
+        before_resend: Callable[[httpx.Request], None] | None = None,
     ) -> None:
         self._inner = inner
         self._policy = policy
         self._sleep = sleep
         self._clock = clock
         self._random = random
+        self._before_resend = before_resend  # e.g. put the current bearer token on the request
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``, resending while the decider says so."""
@@ -163,6 +169,8 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
                     return response
                 await response.aclose()
             await self._sleep(wait)
+            if self._before_resend is not None:
+                self._before_resend(request)
 
     async def aclose(self) -> None:
         """Close the wrapped transport."""

@@ -24,7 +24,7 @@ from nsdk_api.models import Me
 BASE_URL = "https://api.example.com"
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 POLICY = nsdk.RetryPolicy(max_attempts=3, max_retry_after=5.0)
-PASSWORD = "fuzz-password-1"
+PASSWORD = "fuzz-password-1"  # made up; the ledger scans for it
 
 
 def _jwt(n: int) -> str:

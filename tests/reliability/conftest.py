@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -117,8 +118,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
         LEDGER.text(f"report {item.nodeid}", report.longreprtext)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the reliability secret scan after every other reliability test."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the slow soak unless asked for; run the secret scan after every other test here."""
+    asked = "slow" in (config.getoption("markexpr") or "") or os.environ.get("NSDK_SOAK_SECONDS")
+    if not asked:
+        skip = pytest.mark.skip(reason="slow: select with -m slow, or set NSDK_SOAK_SECONDS")
+        for item in items:
+            if "slow" in item.keywords and "tests/reliability" in item.nodeid:
+                item.add_marker(skip)
     last = [i for i in items if i.name == "test_reliability_texts_hold_no_secret"]
     if last:
         others = [i for i in items if i not in last]

@@ -33,7 +33,8 @@ def test_token_expiring_during_two_429_waits(
     """Two Retry-After waits that each outlive the token end in success, not a 401 error."""
     server = short_ttl_server
     sleep: Any = time.sleep if mode == "sync" else asyncio.sleep
-    driver = make_driver(mode, server.base_url, sleep=sleep)
+    # No early refresh: the token is refreshed only once it has expired, so the sequence is exact.
+    driver = make_driver(mode, server.base_url, sleep=sleep, refresh_leeway=0)
     driver.login()
     server.reset()
     server.faults.add("me", status=429, retry_after="2")  # 1st send; the resend's token expired

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ._errors import AuthenticationError, BadRequestError, MalformedResponseError, NsdkError
-from ._session import Send, SessionCore, auth_steps
+from ._session import SessionCore, auth_steps
 from ._tokens import Tokens
 
 if TYPE_CHECKING:
@@ -55,8 +55,8 @@ class BearerAuth(httpx.Auth):
         try:
             step = next(steps)
             while True:
-                if isinstance(step, Send):
-                    response = yield step.request
+                if isinstance(step, httpx.Request):
+                    response = yield step
                 else:
                     self.refresh(step.stale)
                     response = None
@@ -108,8 +108,8 @@ class AsyncBearerAuth(httpx.Auth):
         try:
             step = next(steps)
             while True:
-                if isinstance(step, Send):
-                    response = yield step.request
+                if isinstance(step, httpx.Request):
+                    response = yield step
                 else:
                     await self.refresh(step.stale)
                     response = None

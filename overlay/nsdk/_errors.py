@@ -246,6 +246,8 @@ def from_generated(error: ApiResponseError, now: float) -> NsdkError:
     ids: Sequence[str] = ()
     if error.response is not None:
         ids = error.response.extensions.get("nsdk_attempt_request_ids", ())
+    if not ids and error.request_id:
+        ids = (error.request_id,)  # a single attempt
     advice = _ADVICE.get(cls, "see the status and detail")
     attempts = f" after {len(ids)} attempts" if len(ids) > 1 else ""
     message = (

@@ -112,6 +112,13 @@ class RetryPolicy:
         base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
         return base * (1.0 - self.jitter) + base * self.jitter * random()
 
+    def may_retry_status(self, status: int) -> bool:
+        """Whether an answer with ``status`` could be retried at all (429 or a retry status).
+
+        Lets the transports skip building a ``RetryDecider`` for the common final answer.
+        """
+        return status == 429 or status in self.retry_statuses
+
     @classmethod
     def no_retries(cls) -> RetryPolicy:
         """A policy that never retries."""

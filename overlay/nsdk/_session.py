@@ -82,13 +82,6 @@ class Session:
 
 
 @attrs.frozen
-class Send:
-    """Step: send this request (the shell yields it to httpx and returns the response)."""
-
-    request: httpx.Request
-
-
-@attrs.frozen
 class Refresh:
     """Step: make sure the access token ``stale`` is replaced (single-flight, in the shell)."""
 
@@ -119,6 +112,7 @@ class SessionCore:
         self._tokens = store.load()
         self._state = SessionState.ACTIVE if self._tokens else SessionState.SIGNED_OUT
         self._session: Session | None = None
+        self._deadline: tuple[Tokens | None, float | None] = (None, None)
 
     @property
     def state(self) -> SessionState:
@@ -170,13 +164,20 @@ class SessionCore:
         The leeway is capped at half the token's lifetime, so a short TTL is not refreshed on
         every call. Opaque tokens (no ``exp``) are refreshed reactively only.
         """
+        cached = self._deadline  # (tokens, refresh-at): computed once per token pair
+        if cached[0] is not tokens:
+            cached = (tokens, self._refresh_at(tokens))
+            self._deadline = cached
+        return cached[1] is not None and self._clock() >= cached[1]
+
+    def _refresh_at(self, tokens: Tokens) -> float | None:
         exp = tokens.expires_at
         if exp is None:
-            return False
+            return None
         leeway = self._leeway
         if tokens.issued_at is not None:
             leeway = min(leeway, max(0.0, exp - tokens.issued_at) / 2)
-        return self._clock() >= exp - leeway
+        return exp - leeway
 
     def refresh_token_for(self, stale: str) -> str | None:
         """Under the single-flight lock: the refresh token to spend, or None if already replaced."""
@@ -259,7 +260,11 @@ def _bearer(request: httpx.Request) -> str:
 def _protected(request: httpx.Request, origin: httpx.URL) -> bool:
     # Only requests to our origin for operations that need the token ever carry it.
     op = operation_for(request)
-    return (op is None or op.authenticated) and _same_origin(request.url, origin)
+    if op is not None and not op.authenticated:
+        return False
+    if "nsdk_operation" in request.extensions:
+        return True  # a generated call: a relative path on our own base_url, by construction
+    return _same_origin(request.url, origin)
 
 
 def resign(core: SessionCore, request: httpx.Request, origin: httpx.URL) -> None:
@@ -278,8 +283,8 @@ def resign(core: SessionCore, request: httpx.Request, origin: httpx.URL) -> None
 
 def auth_steps(
     core: SessionCore, request: httpx.Request, origin: httpx.URL
-) -> Generator[Send | Refresh, httpx.Response | None, None]:
-    """The bearer algorithm: the shells send what it yields and refresh when it asks.
+) -> Generator[httpx.Request | Refresh, httpx.Response | None, None]:
+    """The bearer algorithm: the shells send the requests it yields and refresh when it asks.
 
     1. An operation the spec marks unauthenticated (login, refresh) is sent as is.
     2. A request to another origin is sent without the token (the token never leaves its origin).
@@ -290,14 +295,14 @@ def auth_steps(
        (The retry transport's own resends carry the current token: see ``resign``.)
     """
     if not _protected(request, origin):
-        yield Send(request)
+        yield request
         return
     tokens = core.current()
     if core.due_for_refresh(tokens):
         yield Refresh(tokens.access_token)
         tokens = core.current()
     request.headers["Authorization"] = f"Bearer {tokens.access_token}"
-    response = yield Send(request)
+    response = yield request
     for resend in range(1 + MAX_STALE_RESENDS):
         if response is None or response.status_code != 401:
             return
@@ -307,13 +312,12 @@ def auth_steps(
         yield Refresh(sent)
         tokens = core.current()
         request.headers["Authorization"] = f"Bearer {tokens.access_token}"
-        response = yield Send(request)
+        response = yield request
 
 
 __all__ = [
     "MAX_STALE_RESENDS",
     "Refresh",
-    "Send",
     "Session",
     "SessionCore",
     "SessionState",

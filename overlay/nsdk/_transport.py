@@ -19,7 +19,8 @@ from ._retry import RetryDecider, RetryPolicy
 
 logger = logging.getLogger("nsdk")
 
-#: Response extension listing the request ids of every attempt, oldest first.
+#: Response extension listing the request ids of every attempt, oldest first (set when the
+#: retry policy had to decide; a first answer that nothing retries carries none).
 ATTEMPT_IDS = "nsdk_attempt_request_ids"
 
 
@@ -48,13 +49,28 @@ def _decider(
     clock: Callable[[], float],
     random: Callable[[], float],
 ) -> RetryDecider:
+    # Built on the first outcome that needs a decision (the decider counts that attempt).
     return RetryDecider(
         policy=policy,
         operation=operation_for(request),
         method=request.method,
         clock=clock,
         random=random,
+        attempt=1,
     )
+
+
+def _first_and_final(policy: RetryPolicy, request: httpx.Request, response: httpx.Response) -> bool:
+    """The common case, settled without a decider: a first answer that no policy retries.
+
+    Its response gets no ATTEMPT_IDS (a single attempt's id is its own request id header).
+    """
+    if policy.may_retry_status(response.status_code):
+        return False
+    if logger.isEnabledFor(logging.DEBUG):
+        rid = response.headers.get(REQUEST_ID_HEADER)
+        _log(request, 1, str(response.status_code), rid, None)
+    return True
 
 
 class RetryTransport(httpx.BaseTransport):
@@ -79,9 +95,9 @@ class RetryTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``, resending while the decider says so."""
-        decider = _decider(request, self._policy, self._clock, self._random)
+        decider: RetryDecider | None = None
         while True:
-            attempt = decider.started()
+            attempt = 1 if decider is None else decider.started()
             response: httpx.Response | None = None
             try:
                 response = self._inner.handle_request(request)
@@ -93,12 +109,16 @@ class RetryTransport(httpx.BaseTransport):
                     response.close()
                 raise from_transport(exc, _what(request)) from exc
             except httpx.TransportError as exc:
+                decider = decider or _decider(request, self._policy, self._clock, self._random)
                 wait = decider.after_error(exc)
                 _log(request, attempt, type(exc).__name__, None, wait)
                 if wait is None:
                     raise from_transport(exc, _what(request)) from exc
             else:
+                if decider is None and _first_and_final(self._policy, request, response):
+                    return response
                 rid = response.headers.get(REQUEST_ID_HEADER)
+                decider = decider or _decider(request, self._policy, self._clock, self._random)
                 wait = decider.after_response(response.status_code, response.headers, rid)
                 _log(request, attempt, str(response.status_code), rid, wait)
                 if wait is None:
@@ -139,9 +159,9 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``, resending while the decider says so."""
-        decider = _decider(request, self._policy, self._clock, self._random)
+        decider: RetryDecider | None = None
         while True:
-            attempt = decider.started()
+            attempt = 1 if decider is None else decider.started()
             response: httpx.Response | None = None
             try:
                 response = await self._inner.handle_async_request(request)
@@ -153,12 +173,16 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
                     await response.aclose()
                 raise from_transport(exc, _what(request)) from exc
             except httpx.TransportError as exc:
+                decider = decider or _decider(request, self._policy, self._clock, self._random)
                 wait = decider.after_error(exc)
                 _log(request, attempt, type(exc).__name__, None, wait)
                 if wait is None:
                     raise from_transport(exc, _what(request)) from exc
             else:
+                if decider is None and _first_and_final(self._policy, request, response):
+                    return response
                 rid = response.headers.get(REQUEST_ID_HEADER)
+                decider = decider or _decider(request, self._policy, self._clock, self._random)
                 wait = decider.after_response(response.status_code, response.headers, rid)
                 _log(request, attempt, str(response.status_code), rid, wait)
                 if wait is None:

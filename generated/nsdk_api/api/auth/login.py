@@ -55,11 +55,15 @@ def _parse_response(*, response: httpx.Response) -> LoginResponse:
     raise errors.unexpected_status(OPERATION, response)
 
 
-def _build_response(*, client: Client, response: httpx.Response) -> Response[LoginResponse]:
+def _parsed(*, client: Client, response: httpx.Response) -> LoginResponse:
     try:
-        parsed = _parse_response(response=response)
+        return _parse_response(response=response)
     except errors.ApiResponseError as exc:
         client.raise_error(exc)
+
+
+def _build_response(*, client: Client, response: httpx.Response) -> Response[LoginResponse]:
+    parsed = _parsed(client=client, response=response)
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -128,10 +132,16 @@ def sync(
         LoginResponse
     """
 
-    return sync_detailed(
-        client=client,
+    kwargs = _get_kwargs(
         body=body,
-    ).parsed
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    # The body alone: no Response wrapper to build (sync_detailed has the status and headers).
+    return _parsed(client=client, response=response)
 
 
 async def asyncio_detailed(
@@ -191,9 +201,10 @@ async def asyncio(
         LoginResponse
     """
 
-    return (
-        await asyncio_detailed(
-            client=client,
-            body=body,
-        )
-    ).parsed
+    kwargs = _get_kwargs(
+        body=body,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _parsed(client=client, response=response)

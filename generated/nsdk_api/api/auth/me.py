@@ -43,11 +43,15 @@ def _parse_response(*, response: httpx.Response) -> Me:
     raise errors.unexpected_status(OPERATION, response)
 
 
-def _build_response(*, client: Client, response: httpx.Response) -> Response[Me]:
+def _parsed(*, client: Client, response: httpx.Response) -> Me:
     try:
-        parsed = _parse_response(response=response)
+        return _parse_response(response=response)
     except errors.ApiResponseError as exc:
         client.raise_error(exc)
+
+
+def _build_response(*, client: Client, response: httpx.Response) -> Response[Me]:
+    parsed = _parsed(client=client, response=response)
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -104,9 +108,14 @@ def sync(
         Me
     """
 
-    return sync_detailed(
-        client=client,
-    ).parsed
+    kwargs = _get_kwargs()
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    # The body alone: no Response wrapper to build (sync_detailed has the status and headers).
+    return _parsed(client=client, response=response)
 
 
 async def asyncio_detailed(
@@ -154,8 +163,8 @@ async def asyncio(
         Me
     """
 
-    return (
-        await asyncio_detailed(
-            client=client,
-        )
-    ).parsed
+    kwargs = _get_kwargs()
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _parsed(client=client, response=response)

@@ -55,11 +55,15 @@ def _parse_response(*, response: httpx.Response) -> TokenPair:
     raise errors.unexpected_status(OPERATION, response)
 
 
-def _build_response(*, client: Client, response: httpx.Response) -> Response[TokenPair]:
+def _parsed(*, client: Client, response: httpx.Response) -> TokenPair:
     try:
-        parsed = _parse_response(response=response)
+        return _parse_response(response=response)
     except errors.ApiResponseError as exc:
         client.raise_error(exc)
+
+
+def _build_response(*, client: Client, response: httpx.Response) -> Response[TokenPair]:
+    parsed = _parsed(client=client, response=response)
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -130,10 +134,16 @@ def sync(
         TokenPair
     """
 
-    return sync_detailed(
-        client=client,
+    kwargs = _get_kwargs(
         body=body,
-    ).parsed
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    # The body alone: no Response wrapper to build (sync_detailed has the status and headers).
+    return _parsed(client=client, response=response)
 
 
 async def asyncio_detailed(
@@ -195,9 +205,10 @@ async def asyncio(
         TokenPair
     """
 
-    return (
-        await asyncio_detailed(
-            client=client,
-            body=body,
-        )
-    ).parsed
+    kwargs = _get_kwargs(
+        body=body,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _parsed(client=client, response=response)

@@ -20,7 +20,7 @@ class LoginResponse:
 
     Attributes:
         access_token (str): A short-lived bearer JWT. Keep it in memory. Example: jwt.access.token.
-        refresh_token (str): A one-time refresh token. Example: jwt.refresh.token.
+        refresh_token (str): A one-time refresh token, opaque to clients (do not decode it). Example: jwt.refresh.token.
         user_id (str): The signed-in user's id. Example: 1005.
         tenant_id (str): The tenant the session belongs to. Example: 2001.
     """

@@ -20,7 +20,7 @@ class TokenPair:
 
     Attributes:
         access_token (str): The new short-lived bearer JWT. Example: jwt.new.access.token.
-        refresh_token (str): The new one-time refresh token; the previous one is now revoked. Example:
+        refresh_token (str): The new one-time refresh token (opaque); the previous one is now revoked. Example:
             jwt.new.refresh.token.
     """
 

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
-from _secret_scan import COLLECTOR, PASSWORDS
+from _secret_scan import LEDGER, PASSWORDS, Ledger
 
 
 def test_zz_no_secret_leaked() -> None:
-    """No token or password nsdk saw appears in any log record, exception text or report."""
-    if len(COLLECTOR.secrets) <= len(PASSWORDS):
+    """No token or password the suite saw appears in any log record, exception text or report."""
+    if len(LEDGER.secrets) <= len(PASSWORDS):
         pytest.skip("no test in this run made nsdk handle a token: nothing to scan for")
-    assert COLLECTOR.texts, "the scan captured no text: the hooks are not installed"
-    assert COLLECTOR.hits() == []
+    assert any(origin.startswith("log nsdk") for origin, _ in LEDGER.texts), "no nsdk log seen"
+    assert LEDGER.hits() == []
 
 
 def test_scan_detects_a_leak() -> None:
-    """The collector does report a secret that appears in a log line (the scan can fail)."""
-    import logging
-
-    from _secret_scan import Collector
-
-    collector = Collector()
-    collector.secret("eyJhbGciOi.leaked.token")
-    collector.emit(logging.makeLogRecord({"name": "nsdk", "msg": "bearer eyJhbGciOi.leaked.token"}))
-    assert len(collector.hits()) == 1
+    """The ledger does report a secret in a log line, and a JWT's signature alone (it can fail)."""
+    probe = Ledger()
+    probe.secret("header.payload.planted-signature-xyz")
+    handler_record = logging.makeLogRecord(
+        {"name": "nsdk", "msg": "Bearer header.payload.planted-signature-xyz"}
+    )
+    probe.text("log nsdk", handler_record.getMessage())
+    probe.text("log nsdk", "the signature alone: planted-signature-xyz")
+    probe.text("log nsdk", "nothing here")
+    assert len(probe.hits()) == 3

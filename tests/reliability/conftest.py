@@ -12,13 +12,11 @@ text.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import threading
-import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import _secret_scan
 import nsdk
 import pytest
 from nsdk_server.testing import ServerHandle, run_server
@@ -26,7 +24,6 @@ from nsdk_server.testing import ServerHandle, run_server
 EMAIL = "user@example.com"
 PASSWORD = "demo-password"  # the reference server's documented demo user
 MODES = ("sync", "async")
-MIN_SECRET = 8  # shorter strings would match ordinary text
 
 #: Options of the suite's shared server: faults on, cheap hashing, no login limits.
 SERVER_OPTIONS: dict[str, Any] = {
@@ -37,85 +34,11 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
-class Ledger:
-    """Secrets handled and texts produced by the reliability suite (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.secrets: set[str] = {PASSWORD}
-        self.texts: list[tuple[str, str]] = []  # (where it came from, the text)
-
-    def secret(self, value: str) -> None:
-        if len(value) >= MIN_SECRET:
-            with self._lock:
-                self.secrets.add(value)
-            parts = value.split(".")
-            if len(parts) == 3 and len(parts[2]) >= MIN_SECRET:
-                self.secret(parts[2])  # a JWT's signature alone is enough to leak it
-
-    def tokens(self, tokens: nsdk.Tokens) -> None:
-        self.secret(tokens.access_token)
-        self.secret(tokens.refresh_token)
-
-    def text(self, origin: str, value: str) -> None:
-        with self._lock:
-            self.texts.append((origin, value))
-
-    def exception(self, exc: BaseException) -> None:
-        """Record what a user could print or log of an exception: str, repr, whole traceback."""
-        text = f"{exc}\n{exc!r}\n" + "".join(traceback.format_exception(exc))
-        self.text(f"exception {type(exc).__name__}", text)
-
-    def hits(self) -> list[tuple[str, str, str]]:
-        """(origin, secret prefix, excerpt) for every secret found in a text."""
-        with self._lock:
-            secrets, texts = sorted(self.secrets), list(self.texts)
-        found = []
-        for origin, text in texts:
-            for secret in secrets:
-                at = text.find(secret)
-                if at >= 0:
-                    excerpt = text[max(0, at - 40) : at].replace("\n", " ")
-                    found.append((origin, secret[:4] + "...", excerpt + "<SECRET>"))
-        return found
-
-
-LEDGER = Ledger()
-
-
-class _LedgerHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        LEDGER.text(f"log {record.name}", self.format(record))
-
-
-#: Loggers captured, at these levels (httpcore's DEBUG events carry no payload and are many).
-CAPTURED_LOGGERS = {"nsdk": logging.DEBUG, "nsdk_api": logging.DEBUG, "httpx": logging.DEBUG}
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _capture_logs() -> Iterator[None]:
-    handler = _LedgerHandler(level=logging.DEBUG)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-    saved = {}
-    for name, level in CAPTURED_LOGGERS.items():
-        log = logging.getLogger(name)
-        saved[name] = log.level
-        log.setLevel(level)
-        log.addHandler(handler)
-    yield
-    for name, level in saved.items():
-        log = logging.getLogger(name)
-        log.removeHandler(handler)
-        log.setLevel(level)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
-    """Failure reports of this suite are output too: the scan reads them."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and "reliability" in item.nodeid:
-        LEDGER.text(f"report {item.nodeid}", report.longreprtext)
+# The ledger is the suite-wide one (tests/_secret_scan.py): it already captures the nsdk,
+# nsdk_api and httpx logs, exception texts and failure reports; this suite adds server logs and
+# the tokens its stores and fuzzers handle.
+Ledger = _secret_scan.Ledger
+LEDGER = _secret_scan.LEDGER
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -203,7 +203,7 @@ def cell(text: object) -> str:
 
 
 def environment() -> jinja2.Environment:
-    """The Jinja environment of our own pass (same settings as ``_generate.render_own``)."""
+    """The Jinja environment of our own pass, for ``_operations.py`` and the docs pages."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(OWN_TEMPLATES),
         keep_trailing_newline=True,

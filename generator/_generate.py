@@ -23,14 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jinja2
-
 from . import _docs, _spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi.yaml"
 TEMPLATES = ROOT / "templates"
-OWN_TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIG = Path(__file__).resolve().parent / "config.yaml"
 RUFF_CONFIG = Path(__file__).resolve().parent / "ruff.toml"
 PACKAGE = "nsdk_api"
@@ -49,13 +46,7 @@ def _run(cmd: list[str], cwd: Path) -> None:
 
 def render_own(spec: dict[str, object], out: Path) -> None:
     """Render the spec-driven files that upstream templates cannot produce."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(OWN_TEMPLATES),
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    env = _docs.environment()  # one Jinja environment for our own pass (code and docs)
     ops = _spec.operations(spec)  # type: ignore[arg-type]
     text = env.get_template("_operations.py.jinja").render(
         operations=ops,

@@ -32,9 +32,6 @@ DEFINITIVE_REFUSALS: tuple[type[NsdkError], ...] = (
 class BearerAuth(httpx.Auth):
     """Bearer auth with single-flight refresh, for ``httpx.Client`` (thread-safe)."""
 
-    # Read a 401's body before refreshing, so its connection returns to the pool first.
-    requires_response_body = True
-
     def __init__(
         self,
         core: SessionCore,
@@ -85,8 +82,6 @@ class BearerAuth(httpx.Auth):
 
 class AsyncBearerAuth(httpx.Auth):
     """Bearer auth with single-flight refresh, for ``httpx.AsyncClient`` (task-safe)."""
-
-    requires_response_body = True
 
     def __init__(
         self,

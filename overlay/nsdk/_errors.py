@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ._retry import parse_retry_after
+from ._retry import ATTEMPT_IDS, parse_retry_after
 
 if TYPE_CHECKING:
     import httpx
@@ -245,7 +245,7 @@ def from_generated(error: ApiResponseError, now: float) -> NsdkError:
     cls = status_class(error.status_code)
     ids: Sequence[str] = ()
     if error.response is not None:
-        ids = error.response.extensions.get("nsdk_attempt_request_ids", ())
+        ids = error.response.extensions.get(ATTEMPT_IDS, ())
     if not ids and error.request_id:
         ids = (error.request_id,)  # a single attempt
     advice = _ADVICE.get(cls, "see the status and detail")

@@ -28,6 +28,10 @@ import attrs
 import httpx
 from nsdk_api._operations import RETRY_AFTER_HEADER, Operation
 
+#: Response extension listing the request ids of every attempt, oldest first (set when the
+#: retry policy had to decide; a first answer that nothing retries carries none).
+ATTEMPT_IDS = "nsdk_attempt_request_ids"
+
 #: Transport errors that guarantee the request never left this process.
 NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectError,
@@ -189,4 +193,4 @@ class RetryDecider:
         return seconds
 
 
-__all__ = ["NOT_SENT_ERRORS", "RetryDecider", "RetryPolicy", "parse_retry_after"]
+__all__ = ["ATTEMPT_IDS", "NOT_SENT_ERRORS", "RetryDecider", "RetryPolicy", "parse_retry_after"]

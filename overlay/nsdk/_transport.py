@@ -1,8 +1,9 @@
 """Sync and async transports that retry per ``RetryPolicy``: thin shells over ``RetryDecider``.
 
 They wrap the real httpx transport, so every request (overlay methods and generated calls made
-through ``client.api`` alike) gets the same backoff. They only send, sleep and log; every decision
-is ``RetryDecider``'s. httpx transport errors that end the loop are translated here, at one
+through ``client.api`` alike) gets the same backoff. The shells only send, read, sleep and close;
+what follows from each outcome is ``_Attempts``' (shared by both), and in the end
+``RetryDecider``'s. httpx transport errors that end the loop are translated here, at one
 boundary, into ``APIConnectionError`` / ``APITimeoutError``.
 """
 
@@ -15,13 +16,9 @@ import httpx
 from nsdk_api._operations import REQUEST_ID_HEADER, operation_for
 
 from ._errors import from_transport
-from ._retry import RetryDecider, RetryPolicy
+from ._retry import ATTEMPT_IDS, RetryDecider, RetryPolicy
 
 logger = logging.getLogger("nsdk")
-
-#: Response extension listing the request ids of every attempt, oldest first (set when the
-#: retry policy had to decide; a first answer that nothing retries carries none).
-ATTEMPT_IDS = "nsdk_attempt_request_ids"
 
 
 def _what(request: httpx.Request) -> str:
@@ -43,37 +40,94 @@ def _log(
         )
 
 
-def _decider(
-    request: httpx.Request,
-    policy: RetryPolicy,
-    clock: Callable[[], float],
-    random: Callable[[], float],
-) -> RetryDecider:
-    # Built on the first outcome that needs a decision (the decider counts that attempt).
-    return RetryDecider(
-        policy=policy,
-        operation=operation_for(request),
-        method=request.method,
-        clock=clock,
-        random=random,
-        attempt=1,
-    )
+class _Attempts:
+    """One request's attempts: each outcome goes to the decider and the log (for both shells).
 
-
-def _first_and_final(policy: RetryPolicy, request: httpx.Request, response: httpx.Response) -> bool:
-    """The common case, settled without a decider: a first answer that no policy retries.
-
-    Its response gets no ATTEMPT_IDS (a single attempt's id is its own request id header).
+    The common case, a first answer that no policy retries, is settled without building a
+    ``RetryDecider``; its response carries no ATTEMPT_IDS (its own request id header is the one).
     """
-    if policy.may_retry_status(response.status_code):
-        return False
-    if logger.isEnabledFor(logging.DEBUG):
+
+    __slots__ = ("_clock", "_decider", "_policy", "_random", "attempt", "request")
+
+    def __init__(
+        self,
+        request: httpx.Request,
+        policy: RetryPolicy,
+        clock: Callable[[], float],
+        random: Callable[[], float],
+    ) -> None:
+        self.request = request
+        self.attempt = 1
+        self._policy = policy
+        self._clock = clock
+        self._random = random
+        self._decider: RetryDecider | None = None
+
+    def _get_decider(self) -> RetryDecider:
+        if self._decider is None:
+            self._decider = RetryDecider(
+                policy=self._policy,
+                operation=operation_for(self.request),
+                method=self.request.method,
+                clock=self._clock,
+                random=self._random,
+                attempt=self.attempt,
+            )
+        return self._decider
+
+    def resending(self) -> None:
+        """Count the next attempt."""
+        self.attempt = self._get_decider().started()
+
+    def after_response(self, response: httpx.Response) -> float | None:
+        """The wait before resending, or None: hand ``response`` (its body read) to the caller."""
+        if self._decider is None and not self._policy.may_retry_status(response.status_code):
+            if logger.isEnabledFor(logging.DEBUG):
+                rid = response.headers.get(REQUEST_ID_HEADER)
+                _log(self.request, 1, str(response.status_code), rid, None)
+            return None
+        decider = self._get_decider()
         rid = response.headers.get(REQUEST_ID_HEADER)
-        _log(request, 1, str(response.status_code), rid, None)
-    return True
+        wait = decider.after_response(response.status_code, response.headers, rid)
+        _log(self.request, self.attempt, str(response.status_code), rid, wait)
+        if wait is None:
+            response.extensions = {**response.extensions, ATTEMPT_IDS: tuple(decider.request_ids)}
+        return wait
+
+    def after_error(self, error: httpx.TransportError) -> float:
+        """The wait before resending after a transport error; raise the nsdk error when done."""
+        wait = self._get_decider().after_error(error)
+        _log(self.request, self.attempt, type(error).__name__, None, wait)
+        if wait is None:
+            raise from_transport(error, _what(self.request)) from error
+        return wait
 
 
-class RetryTransport(httpx.BaseTransport):
+class _Shell:
+    """What both transports hold: the policy, the injected clock and randomness, the hook."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        clock: Callable[[], float],
+        random: Callable[[], float],
+        before_resend: Callable[[httpx.Request], None] | None,
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._random = random
+        self._before_resend = before_resend  # e.g. put the current bearer token on the request
+
+    def _attempts(self, request: httpx.Request) -> _Attempts:
+        return _Attempts(request, self._policy, self._clock, self._random)
+
+    def _resending(self, attempts: _Attempts) -> None:
+        attempts.resending()
+        if self._before_resend is not None:
+            self._before_resend(attempts.request)
+
+
+class RetryTransport(_Shell, httpx.BaseTransport):
     """An httpx transport that resends per the retry policy (sync shell)."""
 
     def __init__(
@@ -86,18 +140,15 @@ class RetryTransport(httpx.BaseTransport):
         random: Callable[[], float],
         before_resend: Callable[[httpx.Request], None] | None = None,
     ) -> None:
+        super().__init__(policy, clock, random, before_resend)
         self._inner = inner
-        self._policy = policy
         self._sleep = sleep
-        self._clock = clock
-        self._random = random
-        self._before_resend = before_resend  # e.g. put the current bearer token on the request
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``, resending while the decider says so."""
-        decider: RetryDecider | None = None
+        attempts = self._attempts(request)
         while True:
-            attempt = 1 if decider is None else decider.started()
+            wait: float | None
             response: httpx.Response | None = None
             try:
                 response = self._inner.handle_request(request)
@@ -109,35 +160,21 @@ class RetryTransport(httpx.BaseTransport):
                     response.close()
                 raise from_transport(exc, _what(request)) from exc
             except httpx.TransportError as exc:
-                decider = decider or _decider(request, self._policy, self._clock, self._random)
-                wait = decider.after_error(exc)
-                _log(request, attempt, type(exc).__name__, None, wait)
-                if wait is None:
-                    raise from_transport(exc, _what(request)) from exc
+                wait = attempts.after_error(exc)
             else:
-                if decider is None and _first_and_final(self._policy, request, response):
-                    return response
-                rid = response.headers.get(REQUEST_ID_HEADER)
-                decider = decider or _decider(request, self._policy, self._clock, self._random)
-                wait = decider.after_response(response.status_code, response.headers, rid)
-                _log(request, attempt, str(response.status_code), rid, wait)
+                wait = attempts.after_response(response)
                 if wait is None:
-                    response.extensions = {
-                        **response.extensions,
-                        ATTEMPT_IDS: tuple(decider.request_ids),
-                    }
                     return response
                 response.close()
             self._sleep(wait)
-            if self._before_resend is not None:
-                self._before_resend(request)
+            self._resending(attempts)
 
     def close(self) -> None:
         """Close the wrapped transport."""
         self._inner.close()
 
 
-class AsyncRetryTransport(httpx.AsyncBaseTransport):
+class AsyncRetryTransport(_Shell, httpx.AsyncBaseTransport):
     """An httpx transport that resends per the retry policy (async shell)."""
 
     def __init__(
@@ -150,55 +187,36 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
         random: Callable[[], float],
         before_resend: Callable[[httpx.Request], None] | None = None,
     ) -> None:
+        super().__init__(policy, clock, random, before_resend)
         self._inner = inner
-        self._policy = policy
         self._sleep = sleep
-        self._clock = clock
-        self._random = random
-        self._before_resend = before_resend  # e.g. put the current bearer token on the request
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``, resending while the decider says so."""
-        decider: RetryDecider | None = None
+        attempts = self._attempts(request)
         while True:
-            attempt = 1 if decider is None else decider.started()
+            wait: float | None
             response: httpx.Response | None = None
             try:
                 response = await self._inner.handle_async_request(request)
-                # Read here, inside the retry boundary: a body cut short is a transport
-                # failure the decider can judge, and a decoding error is translated here.
-                await response.aread()
+                await response.aread()  # inside the retry boundary, as in the sync shell
             except httpx.DecodingError as exc:
                 if response is not None:
                     await response.aclose()
                 raise from_transport(exc, _what(request)) from exc
             except httpx.TransportError as exc:
-                decider = decider or _decider(request, self._policy, self._clock, self._random)
-                wait = decider.after_error(exc)
-                _log(request, attempt, type(exc).__name__, None, wait)
-                if wait is None:
-                    raise from_transport(exc, _what(request)) from exc
+                wait = attempts.after_error(exc)
             else:
-                if decider is None and _first_and_final(self._policy, request, response):
-                    return response
-                rid = response.headers.get(REQUEST_ID_HEADER)
-                decider = decider or _decider(request, self._policy, self._clock, self._random)
-                wait = decider.after_response(response.status_code, response.headers, rid)
-                _log(request, attempt, str(response.status_code), rid, wait)
+                wait = attempts.after_response(response)
                 if wait is None:
-                    response.extensions = {
-                        **response.extensions,
-                        ATTEMPT_IDS: tuple(decider.request_ids),
-                    }
                     return response
                 await response.aclose()
             await self._sleep(wait)
-            if self._before_resend is not None:
-                self._before_resend(request)
+            self._resending(attempts)
 
     async def aclose(self) -> None:
         """Close the wrapped transport."""
         await self._inner.aclose()
 
 
-__all__ = ["ATTEMPT_IDS", "AsyncRetryTransport", "RetryTransport"]
+__all__ = ["AsyncRetryTransport", "RetryTransport"]

@@ -7,7 +7,6 @@ lives in the shared parts (``_config``, ``_session``, ``_retry``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
 from types import TracebackType
 from typing import Self
 
@@ -23,7 +22,7 @@ from ._base import Boundary, ClientBase, logger
 from ._config import ClientConfig
 from ._errors import NsdkError, SessionExpiredError
 from ._retry import RetryPolicy
-from ._session import Session, SessionState, resign
+from ._session import Session, SessionState
 from ._tokens import Tokens, TokenStore
 from ._transport import AsyncRetryTransport
 
@@ -103,18 +102,11 @@ class AsyncClient(ClientBase):
             sleep=sleep or _asyncio_sleep,
             clock=cfg.clock,
             random=cfg.random,
-            before_resend=partial(resign, cfg.core, origin=cfg.base_url),
+            before_resend=cfg.resign,
         )
         self._auth = AsyncBearerAuth(cfg.core, cfg.base_url, self._refresh_call)
         self._api.set_async_httpx_client(
-            httpx.AsyncClient(
-                base_url=cfg.base_url,
-                headers=cfg.headers,
-                timeout=cfg.timeout,
-                follow_redirects=cfg.follow_redirects,
-                transport=retrying,
-                auth=self._auth,
-            )
+            httpx.AsyncClient(transport=retrying, auth=self._auth, **cfg.httpx_options())
         )
 
     async def _refresh_call(self, refresh_token: str) -> Tokens:

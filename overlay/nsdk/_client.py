@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
 from types import TracebackType
 from typing import Self
 
@@ -26,7 +25,7 @@ from ._base import Boundary, ClientBase, logger
 from ._config import ClientConfig
 from ._errors import NsdkError, SessionExpiredError
 from ._retry import RetryPolicy
-from ._session import Session, SessionState, resign
+from ._session import Session, SessionState
 from ._tokens import Tokens, TokenStore
 from ._transport import RetryTransport
 
@@ -99,18 +98,11 @@ class Client(ClientBase):
             sleep=sleep or time.sleep,
             clock=cfg.clock,
             random=cfg.random,
-            before_resend=partial(resign, cfg.core, origin=cfg.base_url),
+            before_resend=cfg.resign,
         )
         self._auth = BearerAuth(cfg.core, cfg.base_url, self._refresh_call)
         self._api.set_httpx_client(
-            httpx.Client(
-                base_url=cfg.base_url,
-                headers=cfg.headers,
-                timeout=cfg.timeout,
-                follow_redirects=cfg.follow_redirects,
-                transport=retrying,
-                auth=self._auth,
-            )
+            httpx.Client(transport=retrying, auth=self._auth, **cfg.httpx_options())
         )
 
     def _refresh_call(self, refresh_token: str) -> Tokens:

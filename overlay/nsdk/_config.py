@@ -12,6 +12,7 @@ import os
 import random as _random
 import time
 from collections.abc import Callable
+from typing import TypedDict
 
 import httpx
 from nsdk_api import Client as ApiClient
@@ -28,7 +29,7 @@ from ._errors import (
     from_generated,
 )
 from ._retry import RetryPolicy
-from ._session import Session, SessionCore, SessionState
+from ._session import Session, SessionCore, SessionState, resign
 from ._tokens import MemoryTokenStore, Tokens, TokenStore
 
 BASE_URL_ENV = "NSDK_API_BASE_URL"
@@ -78,6 +79,15 @@ def resolve_base_url(base_url: str | None, allow_insecure_http: bool) -> httpx.U
             "or pass allow_insecure_http=True if this network is trusted"
         )
     return url
+
+
+class HttpxOptions(TypedDict):
+    """Keyword arguments shared by the sync and async httpx clients."""
+
+    base_url: httpx.URL
+    headers: dict[str, str]
+    timeout: httpx.Timeout | float
+    follow_redirects: bool
 
 
 class ClientConfig:
@@ -138,6 +148,19 @@ class ClientConfig:
             error_hook=self.error_hook,
         )
 
+    def httpx_options(self) -> HttpxOptions:
+        """The settings of the httpx client each shell builds (besides transport and auth)."""
+        return HttpxOptions(
+            base_url=self.base_url,
+            headers=self.headers,
+            timeout=self.timeout,
+            follow_redirects=self.follow_redirects,
+        )
+
+    def resign(self, request: httpx.Request) -> None:
+        """Before a resend: the request carries the current token (the transports' hook)."""
+        resign(self.core, request, self.base_url)
+
     def start_session(self, result: LoginResponse) -> None:
         """Record a login's tokens (before the scope check with ``me``)."""
         self.core.signed_in(
@@ -168,4 +191,4 @@ def check_scope(login: LoginResponse, me: Me, expected_tenant_id: str | None) ->
     return None
 
 
-__all__ = ["BASE_URL_ENV", "ClientConfig", "check_scope", "resolve_base_url"]
+__all__ = ["BASE_URL_ENV", "ClientConfig", "HttpxOptions", "check_scope", "resolve_base_url"]

@@ -7,6 +7,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 Gen = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -59,19 +61,12 @@ def test_every_generated_file_has_header(repo_root: Path) -> None:
         )
 
 
-def test_generation_ignores_tmpdir_location(tmp_path: Path, generator_cli: Gen) -> None:
+def test_generation_ignores_tmpdir_location(
+    tmp_path: Path, generator_cli: Gen, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Output is formatted even when TMPDIR sits under .nox/ (ruff's default excludes)."""
-    import os
-
     tmpdir = tmp_path / ".nox" / "tmp"
     tmpdir.mkdir(parents=True)
-    old = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(tmpdir)
-    try:
-        result = generator_cli("--check")
-    finally:
-        if old is None:
-            del os.environ["TMPDIR"]
-        else:
-            os.environ["TMPDIR"] = old
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    result = generator_cli("--check")
     assert result.returncode == 0, result.stdout[-2000:]

@@ -132,6 +132,20 @@ class SessionCore:
             )
         self._state = new
 
+    def _hold(self, tokens: Tokens) -> None:
+        # Caller holds self._lock: an active session with these tokens, stored.
+        self._move(SessionState.ACTIVE)
+        self._tokens = tokens
+        self._store.save(tokens)
+
+    def _drop(self, state: SessionState, *, clear_store: bool = True) -> None:
+        # Caller holds self._lock: no tokens, no session (and, unless closing, none stored).
+        self._move(state)
+        self._tokens = None
+        self._session = None
+        if clear_store:
+            self._store.clear()
+
     def current(self) -> Tokens:
         """The tokens to use now; NotAuthenticatedError (no request sent) when there are none."""
         with self._lock:
@@ -194,9 +208,7 @@ class SessionCore:
     def signed_in(self, tokens: Tokens) -> None:
         """Record a login's tokens."""
         with self._lock:
-            self._move(SessionState.ACTIVE)
-            self._tokens = tokens
-            self._store.save(tokens)
+            self._hold(tokens)
 
     def verified(self, session: Session) -> None:
         """Record the session verified with ``me``."""
@@ -206,9 +218,7 @@ class SessionCore:
     def refreshed(self, tokens: Tokens) -> None:
         """Record rotated tokens and tell the application."""
         with self._lock:
-            self._move(SessionState.ACTIVE)
-            self._tokens = tokens
-            self._store.save(tokens)
+            self._hold(tokens)
         if self._on_refreshed is not None:
             self._on_refreshed(tokens)
 
@@ -220,10 +230,7 @@ class SessionCore:
             "local tokens were cleared; call login() again"
         )
         with self._lock:
-            self._move(SessionState.EXPIRED)
-            self._tokens = None
-            self._session = None
-            self._store.clear()
+            self._drop(SessionState.EXPIRED)
         if self._on_expired is not None:
             self._on_expired(error)
         return error
@@ -231,18 +238,14 @@ class SessionCore:
     def signed_out(self) -> None:
         """Clear local state (logout, or a failed scope check)."""
         with self._lock:
-            if self._state is not SessionState.CLOSED:
-                self._move(SessionState.SIGNED_OUT)
-            self._tokens = None
-            self._session = None
-            self._store.clear()
+            # A closed client stays closed; its local state is cleared all the same.
+            closed = self._state is SessionState.CLOSED
+            self._drop(SessionState.CLOSED if closed else SessionState.SIGNED_OUT)
 
     def closed(self) -> None:
         """The client was closed; tokens stay in the store for a later client."""
         with self._lock:
-            self._move(SessionState.CLOSED)
-            self._tokens = None
-            self._session = None
+            self._drop(SessionState.CLOSED, clear_store=False)
 
 
 #: Extra resends of one request after 401s that a stale token explains (see ``auth_steps``).

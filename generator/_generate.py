@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from . import _docs, _spec
 
@@ -44,13 +45,11 @@ def _run(cmd: list[str], cwd: Path) -> None:
         raise SystemExit(f"generator: command failed: {' '.join(cmd)}")
 
 
-def render_own(spec: dict[str, object], out: Path) -> None:
+def render_own(spec: dict[str, Any], ops: list[_spec.OperationFacts], out: Path) -> None:
     """Render the spec-driven files that upstream templates cannot produce."""
     env = _docs.environment()  # one Jinja environment for our own pass (code and docs)
-    ops = _spec.operations(spec)  # type: ignore[arg-type]
     text = env.get_template("_operations.py.jinja").render(
-        operations=ops,
-        request_id_header=_spec.request_id_header(spec),  # type: ignore[arg-type]
+        operations=ops, request_id_header=_spec.request_id_header(spec)
     )
     (out / "_operations.py").write_text(text, encoding="utf-8")
 
@@ -58,7 +57,7 @@ def render_own(spec: dict[str, object], out: Path) -> None:
 def generate_into(target: Path, spec_path: Path = SPEC, templates: Path = TEMPLATES) -> Path:
     """Generate the package into ``target/nsdk_api`` and return that path."""
     spec = _spec.load(spec_path)
-    _spec.operations(spec)  # fail early, with a readable message, on a convention break
+    ops = _spec.operations(spec)  # first: a convention break fails with a readable message
     pkg = target / PACKAGE
     _run(
         [
@@ -81,7 +80,7 @@ def generate_into(target: Path, spec_path: Path = SPEC, templates: Path = TEMPLA
         ],
         cwd=target,
     )
-    render_own(spec, pkg)
+    render_own(spec, ops, pkg)
     (pkg / "py.typed").write_text("", encoding="utf-8")
     ruff = [sys.executable, "-m", "ruff"]
     common = ["--no-cache", "--config", str(RUFF_CONFIG)]
@@ -118,6 +117,11 @@ def diff(expected: Path, actual: Path) -> str:
     return "".join(out)
 
 
+def _render_docs(spec: Path, dest: Path) -> None:
+    pages = _docs.render_docs(_spec.load(spec), dest)
+    print(f"rendered {', '.join(str(p) for p in pages)} from {spec.name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m generator [--check] [--spec PATH] [--dest DIR] [--docs...]``."""
     import argparse
@@ -139,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--docs and --check do not combine (the docs pages are never committed)")
     try:
         if args.docs:
-            pages = _docs.render_docs(_spec.load(args.spec), args.docs_dest or DOCS_DEST)
-            print(f"rendered {', '.join(str(p) for p in pages)} from {args.spec.name}")
+            _render_docs(args.spec, args.docs_dest or DOCS_DEST)
             return 0
         with tempfile.TemporaryDirectory(prefix="nsdk-gen-") as tmp:
             fresh = generate_into(Path(tmp), args.spec)
@@ -159,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(fresh, args.dest)
             print(f"generated {len(_files(args.dest))} files into {args.dest}")
         if args.docs_dest is not None:
-            pages = _docs.render_docs(_spec.load(args.spec), args.docs_dest)
-            print(f"rendered {', '.join(str(p) for p in pages)} from {args.spec.name}")
+            _render_docs(args.spec, args.docs_dest)
         return 0
     except _spec.SpecError as exc:
         print(f"generator: {args.spec}: {exc}", file=sys.stderr)

@@ -31,7 +31,7 @@ def _install_wheel(session: nox.Session) -> None:
     session.run("python", "-m", "build", "--wheel", "--outdir", str(out), silent=True)
     wheels = sorted(out.glob("nsdk-*.whl"), key=lambda p: p.stat().st_mtime)
     session.install("--force-reinstall", "--no-deps", str(wheels[-1]))
-    session.install("httpx>=0.27,<0.29", "attrs>=23.1")
+    session.install(*PYPROJECT["project"]["dependencies"])
 
 
 @nox.session(python=PYTHON)
@@ -73,7 +73,8 @@ def tests(session: nox.Session) -> None:
     session.install(*_group("test"))
     session.install("./server")
     _install_wheel(session)
-    # --import-mode=importlib and running from tests/ keep the source tree off sys.path.
+    # --import-mode=importlib keeps the repo root off sys.path; nsdk and nsdk_api come from the
+    # wheel (their sources live under overlay/ and generated/, not importable from the root).
     session.run(
         "python",
         "-m",

@@ -28,7 +28,6 @@ from common import (
     Row,
     Stat,
     bearer,
-    fake_jwt,
     per_call_us,
     per_call_us_async,
     ratios,
@@ -112,56 +111,18 @@ async def _run_async(
     return samples
 
 
-def in_process_sync(rounds: int, n: int) -> Samples:
-    token = fake_jwt()
-    raw = httpx.Client(base_url=BASE_URL, transport=CannedTransport())
-    api = ApiClient(base_url=BASE_URL, headers=bearer(token), transport=CannedTransport())
-    client = nsdk.Client(BASE_URL, transport=CannedTransport())
-    client.login(email=EMAIL, password=PASSWORD)
-    headers = bearer(token)
-    try:
-        return _run_sync(
-            {
-                "raw": lambda: raw_me(raw.get("/api/auth/me", headers=headers)),
-                "generated": lambda: gen_me.sync(client=api),
-                "nsdk": client.me,
-            },
-            rounds,
-            n,
-        )
-    finally:
-        raw.close()
-        api.close()
-        client.close()
+def sync_variants(url: str, canned: bool, rounds: int, n: int) -> Samples:
+    """The three sync variants against ``url``: on the canned in-process transport, or for real."""
 
+    def transport() -> httpx.BaseTransport | None:
+        return CannedTransport() if canned else None
 
-async def in_process_async(rounds: int, n: int) -> Samples:
-    headers = bearer(fake_jwt())
-    api = ApiClient(base_url=BASE_URL, headers=headers, async_transport=AsyncCannedTransport())
-    async with (
-        httpx.AsyncClient(base_url=BASE_URL, transport=AsyncCannedTransport()) as raw,
-        api,
-        nsdk.AsyncClient(BASE_URL, transport=AsyncCannedTransport()) as client,
-    ):
-        await client.login(email=EMAIL, password=PASSWORD)
-
-        async def raw_call() -> object:
-            return raw_me(await raw.get("/api/auth/me", headers=headers))
-
-        return await _run_async(
-            {"raw": raw_call, "generated": lambda: gen_me.asyncio(client=api), "nsdk": client.me},
-            rounds,
-            n,
-        )
-
-
-def loopback_sync(url: str, rounds: int, n: int) -> Samples:
     with (
-        httpx.Client(base_url=url) as raw,
-        nsdk.Client(url) as client,
+        httpx.Client(base_url=url, transport=transport()) as raw,
+        nsdk.Client(url, transport=transport()) as client,
     ):
         headers = bearer(raw_login(raw))
-        api = ApiClient(base_url=url, headers=bearer(raw_login(raw)))
+        api = ApiClient(base_url=url, headers=headers, transport=transport())
         client.login(email=EMAIL, password=PASSWORD)
         try:
             return _run_sync(
@@ -177,13 +138,18 @@ def loopback_sync(url: str, rounds: int, n: int) -> Samples:
             api.close()
 
 
-async def loopback_async(url: str, rounds: int, n: int) -> Samples:
+async def async_variants(url: str, canned: bool, rounds: int, n: int) -> Samples:
+    """The three async variants against ``url``: canned in-process transport, or for real."""
+
+    def transport() -> httpx.AsyncBaseTransport | None:
+        return AsyncCannedTransport() if canned else None
+
     async with (
-        httpx.AsyncClient(base_url=url) as raw,
-        nsdk.AsyncClient(url) as client,
+        httpx.AsyncClient(base_url=url, transport=transport()) as raw,
+        nsdk.AsyncClient(url, transport=transport()) as client,
     ):
         headers = bearer(await raw_login_async(raw))
-        api = ApiClient(base_url=url, headers=bearer(await raw_login_async(raw)))
+        api = ApiClient(base_url=url, headers=headers, async_transport=transport())
         await client.login(email=EMAIL, password=PASSWORD)
 
         async def raw_call() -> object:
@@ -206,12 +172,13 @@ async def loopback_async(url: str, rounds: int, n: int) -> Samples:
 def run(quick: bool = False, **_: Any) -> list[Row]:
     """Figure 1, in-process then loopback, sync then async."""
     rounds, n = (5, 300) if quick else (21, 1000)
-    rows = _rows("in-process sync", in_process_sync(rounds, n), "cpu", TARGET)
-    rows += _rows("in-process async", asyncio.run(in_process_async(rounds, n)), "cpu", TARGET)
+    rows = _rows("in-process sync", sync_variants(BASE_URL, True, rounds, n), "cpu", TARGET)
+    in_async = asyncio.run(async_variants(BASE_URL, True, rounds, n))
+    rows += _rows("in-process async", in_async, "cpu", TARGET)
     lb_rounds, lb_n = (3, 100) if quick else (9, 300)
     with server() as handle:
-        sync = loopback_sync(handle.base_url, lb_rounds, lb_n)
+        sync = sync_variants(handle.base_url, False, lb_rounds, lb_n)
         rows += _rows("loopback sync", sync, "wall", None)
-        async_ = asyncio.run(loopback_async(handle.base_url, lb_rounds, lb_n))
+        async_ = asyncio.run(async_variants(handle.base_url, False, lb_rounds, lb_n))
         rows += _rows("loopback async", async_, "wall", None)
     return rows

@@ -32,6 +32,8 @@ def _install_wheel(session: nox.Session) -> None:
     wheels = sorted(out.glob("nsdk-*.whl"), key=lambda p: p.stat().st_mtime)
     session.install("--force-reinstall", "--no-deps", str(wheels[-1]))
     session.install(*PYPROJECT["project"]["dependencies"])
+    for extra in PYPROJECT["project"].get("optional-dependencies", {}).values():
+        session.install(*extra)  # every extra: the tests and docs exercise them all
 
 
 @nox.session(python=PYTHON)

@@ -109,27 +109,22 @@ class TokenLabels:
         return list(self._labels)
 
 
-class RecordingStore:
-    """An ``nsdk.TokenStore`` that keeps tokens in memory and labels every pair it is given."""
+class RecordingStore(nsdk.MemoryTokenStore):
+    """An ``nsdk.MemoryTokenStore`` that labels every pair it is given."""
 
     def __init__(self, labels: TokenLabels, tokens: nsdk.Tokens | None = None) -> None:
-        self._inner = nsdk.MemoryTokenStore(tokens)
+        super().__init__(tokens)
         self._labels = labels
         if tokens is not None:
             labels.pair(tokens)
 
-    def load(self) -> nsdk.Tokens | None:
-        """Return the stored tokens, or None."""
-        return self._inner.load()
-
-    def save(self, tokens: nsdk.Tokens) -> None:
-        """Store (and label) ``tokens``."""
-        self._labels.pair(tokens)
-        self._inner.save(tokens)
-
-    def clear(self) -> None:
-        """Forget the tokens."""
-        self._inner.clear()
+    def compare_and_set(
+        self, expected: int, new: nsdk.StoredSession, lease: object | None = None
+    ) -> bool:
+        """Store (and label) the new pair if the generation is still ``expected``."""
+        if new.tokens is not None:
+            self._labels.pair(new.tokens)
+        return super().compare_and_set(expected, new, lease)
 
 
 class Trace(logging.Handler):
@@ -316,7 +311,7 @@ class Demo:
                 self.call_me(client)
                 self.expire_and_refresh(client)
                 self.rate_limited(client)
-                last_tokens = self.store.load()
+                last_tokens = self.store.tokens
                 self.sign_out(client)
                 self.call_after_logout(client)
             self.revoked_tokens(last_tokens)
@@ -339,7 +334,7 @@ class Demo:
                 raise _Abort
             self.trace.say(
                 f"    session: user_id={session.user_id} tenant_id={session.tenant_id} "
-                f"email={session.email}; tokens held: {self.labels.pair(self.store.load())}"
+                f"email={session.email}; tokens held: {self.labels.pair(self.store.tokens)}"
             )
             self.expect(step, made, ("POST", "/login", "200"), ("GET", "/me", "200"))
             step.check(client.state is nsdk.SessionState.ACTIVE, "the session is active")
@@ -360,7 +355,7 @@ class Demo:
     def expire_and_refresh(self, client: nsdk.Client) -> None:
         """Step 3: the access token expires; on 401 the SDK refreshes once and resends once."""
         with self.step("The access token expires: 401, refresh once, resend once") as step:
-            tokens = self.store.load()
+            tokens = self.store.tokens
             expires_at = tokens.expires_at if tokens is not None else None
             left = None if expires_at is None else max(0.0, expires_at - time.time())
             wait = None if left is None else left + 0.5
@@ -370,10 +365,10 @@ class Demo:
                     f"access tokens here {lives}; set NSDK_DEMO_MAX_WAIT to wait longer. "
                     "Rotating explicitly with client.refresh() instead"
                 )
-                before = self.labels.pair(self.store.load())
+                before = self.labels.pair(self.store.tokens)
                 result, made = self.exchanges_of(client.refresh)
                 self.expect(step, made, ("POST", "/refresh", "200"))
-                after = self.labels.pair(self.store.load())
+                after = self.labels.pair(self.store.tokens)
                 step.check(
                     isinstance(result, nsdk.Tokens) and before != after,
                     f"the pair rotated: {before} -> {after}",
@@ -401,7 +396,7 @@ class Demo:
             step.check(
                 len(self.refreshed) == refreshed_before + 1,
                 "on_tokens_refreshed was called once with the rotated pair "
-                f"({self.labels.pair(self.store.load())})",
+                f"({self.labels.pair(self.store.tokens)})",
             )
             step.check(
                 len(made) == 3 and made[0].presented != made[2].presented,
@@ -433,7 +428,7 @@ class Demo:
             self.expect(step, made, ("POST", "/logout", "204"))
             step.check(confirmed is True, "logout() returned True (the server confirmed)")
             step.check(
-                client.state is nsdk.SessionState.SIGNED_OUT and self.store.load() is None,
+                client.state is nsdk.SessionState.SIGNED_OUT and self.store.tokens is None,
                 "state is signed_out and the token store is empty",
             )
 
@@ -471,7 +466,7 @@ class Demo:
                 )
                 step.check(
                     client.state is nsdk.SessionState.EXPIRED
-                    and store.load() is None
+                    and store.tokens is None
                     and len(self.expired) == expired_before + 1,
                     "state is expired, the store is empty, on_session_expired was called",
                 )

@@ -35,10 +35,16 @@ from ._errors import (
     ServerError,
     SessionError,
     SessionExpiredError,
+    TokenStoreBusyError,
+    TokenStoreCorruptError,
+    TokenStoreError,
+    TokenStorePermissionError,
 )
+from ._file_store import FileTokenStore
 from ._retry import RetryPolicy, parse_retry_after
 from ._session import Session, SessionState
-from ._tokens import MemoryTokenStore, Tokens, TokenStore
+from ._stores import BasicTokenStore, MemoryTokenStore, TokenStore
+from ._tokens import RefreshInFlight, StoredSession, Tokens
 
 __all__ = [
     "BASE_URL_ENV",
@@ -48,10 +54,12 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
+    "BasicTokenStore",
     "Client",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
+    "FileTokenStore",
     "InsecureTransportError",
     "MalformedResponseError",
     "MemoryTokenStore",
@@ -60,6 +68,7 @@ __all__ = [
     "NsdkError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RefreshInFlight",
     "RetryPolicy",
     "ScopeMismatchError",
     "ServerError",
@@ -67,7 +76,12 @@ __all__ = [
     "SessionError",
     "SessionExpiredError",
     "SessionState",
+    "StoredSession",
     "TokenStore",
+    "TokenStoreBusyError",
+    "TokenStoreCorruptError",
+    "TokenStoreError",
+    "TokenStorePermissionError",
     "Tokens",
     "parse_retry_after",
 ]

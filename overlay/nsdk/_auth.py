@@ -1,7 +1,10 @@
-"""The httpx ``Auth`` shells that execute ``auth_steps``: sync (threads) and async (tasks).
+"""The shells that execute the decision core: httpx ``Auth`` flows and the store steps.
 
-They add nothing to the algorithm: they send what it yields and run the single-flight refresh
-when it asks. Refresh is I/O under a lock, which is why they override ``sync_auth_flow`` and
+They add nothing to the algorithms: they send what ``auth_steps`` yields, and run
+``refresh_steps`` (inside the single-flight lock of this client, then the store's refresh critical
+section), ``sign_in_steps`` and ``sign_out_steps`` against the token store. The async shell runs
+every store call in a worker thread, so a lock wait or a file write never blocks the event loop.
+Refresh is I/O under a lock, which is why they override ``sync_auth_flow`` and
 ``async_auth_flow`` (as the httpx docs describe for auth flows that do I/O).
 """
 
@@ -9,39 +12,156 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 import httpx
 
-from ._errors import AuthenticationError, BadRequestError, MalformedResponseError, NsdkError
-from ._session import SessionCore, auth_steps
-from ._tokens import Tokens
+from ._errors import NsdkError, TokenStoreError
+from ._session import (
+    ReadStore,
+    SessionCore,
+    StoreStep,
+    WriteStore,
+    auth_steps,
+    refresh_steps,
+    sign_in_steps,
+    sign_out_steps,
+)
+from ._stores import TokenStore
+from ._tokens import StoredSession, Tokens
 
 if TYPE_CHECKING:
     import asyncio  # imported when first needed: `import nsdk` stays free of asyncio
 
-#: Refresh outcomes that are definitive: the refresh token is dead, so the session fails closed.
-#: (A 200 whose body cannot be parsed is included: the server rotated and the new pair is lost.)
-DEFINITIVE_REFUSALS: tuple[type[NsdkError], ...] = (
-    AuthenticationError,
-    BadRequestError,
-    MalformedResponseError,
-)
+Steps = Generator[StoreStep, object, None]
+
+
+def _store_name(store: TokenStore) -> str:
+    return type(store).__name__
+
+
+def store_read(store: TokenStore) -> StoredSession:
+    """``store.read()``, checked: a wrong value or a foreign exception becomes TokenStoreError."""
+    try:
+        value: object = store.read()
+    except NsdkError:
+        raise
+    except Exception as exc:
+        raise TokenStoreError(
+            f"{_store_name(store)}.read() failed ({type(exc).__name__})", store=_store_name(store)
+        ) from exc
+    if not isinstance(value, StoredSession):
+        raise TokenStoreError(
+            f"{_store_name(store)}.read() returned a {type(value).__name__}; it must return "
+            "nsdk.StoredSession",
+            store=_store_name(store),
+        )
+    return value
+
+
+def _store_write(store: TokenStore, step: WriteStore, lease: object | None) -> bool:
+    try:
+        written: object = store.compare_and_set(step.expected, step.new, lease)
+    except NsdkError:
+        raise
+    except Exception as exc:
+        raise TokenStoreError(
+            f"{_store_name(store)}.compare_and_set() failed ({type(exc).__name__})",
+            store=_store_name(store),
+        ) from exc
+    if not isinstance(written, bool):
+        raise TokenStoreError(
+            f"{_store_name(store)}.compare_and_set() returned a {type(written).__name__}; it "
+            "must return True or False",
+            store=_store_name(store),
+        )
+    return written
+
+
+def _store_lock(store: TokenStore) -> AbstractContextManager[object]:
+    try:
+        return store.refresh_lock()
+    except NsdkError:
+        raise
+    except Exception as exc:
+        raise TokenStoreError(
+            f"{_store_name(store)}.refresh_lock() failed ({type(exc).__name__})",
+            store=_store_name(store),
+        ) from exc
+
+
+def run_steps(
+    steps: Steps,
+    store: TokenStore,
+    send: Callable[[str], Tokens] | None,
+    lease: object | None = None,
+) -> None:
+    """Execute store steps synchronously; errors of a step are thrown back into ``steps``."""
+    value: object = None
+    error: NsdkError | None = None
+    while True:
+        try:
+            step = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration:
+            return
+        value, error = None, None
+        try:
+            if isinstance(step, ReadStore):
+                value = store_read(store)
+            elif isinstance(step, WriteStore):
+                value = _store_write(store, step, lease)
+            else:
+                assert send is not None, "a refresh step outside refresh_steps"
+                value = send(step.refresh_token)
+        except NsdkError as exc:
+            error = exc
+
+
+async def arun_steps(
+    steps: Steps,
+    store: TokenStore,
+    send: Callable[[str], Awaitable[Tokens]] | None,
+    lease: object | None = None,
+) -> None:
+    """Execute store steps from the event loop: store calls in a worker thread."""
+    import asyncio
+
+    value: object = None
+    error: NsdkError | None = None
+    while True:
+        try:
+            step = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration:
+            return
+        value, error = None, None
+        try:
+            if isinstance(step, ReadStore):
+                value = await asyncio.to_thread(store_read, store)
+            elif isinstance(step, WriteStore):
+                value = await asyncio.to_thread(_store_write, store, step, lease)
+            else:
+                assert send is not None, "a refresh step outside refresh_steps"
+                value = await send(step.refresh_token)
+        except NsdkError as exc:
+            error = exc
 
 
 class BearerAuth(httpx.Auth):
-    """Bearer auth with single-flight refresh, for ``httpx.Client`` (thread-safe)."""
+    """Bearer auth with single-flight refresh per session, for ``httpx.Client`` (threads)."""
 
     def __init__(
         self,
         core: SessionCore,
         origin: httpx.URL,
+        store: TokenStore,
         refresh: Callable[[str], Tokens],
     ) -> None:
         self._core = core
         self._origin = origin
+        self._store = store
         self._refresh = refresh
-        self._refresh_lock = threading.Lock()  # single-flight refresh across threads
+        self._refresh_lock = threading.Lock()  # single-flight refresh across this client's threads
 
     def sync_auth_flow(
         self, request: httpx.Request
@@ -62,16 +182,24 @@ class BearerAuth(httpx.Auth):
             return
 
     def refresh(self, stale: str) -> None:
-        """Make sure the access token ``stale`` is replaced: single-flight across threads."""
+        """Make sure the access token ``stale`` is replaced: once per session, not per client."""
         with self._refresh_lock:
-            refresh_token = self._core.refresh_token_for(stale)  # re-check under the lock
-            if refresh_token is None:
+            if self._core.replaced(stale):  # another thread of this client refreshed
                 return
-            try:
-                tokens = self._refresh(refresh_token)
-            except DEFINITIVE_REFUSALS as exc:
-                raise self._core.refresh_refused(exc) from exc
-            self._core.refreshed(tokens)
+            with _store_lock(self._store) as lease:  # the session's critical section
+                run_steps(refresh_steps(self._core, stale), self._store, self._refresh, lease)
+
+    def sign_in(self, tokens: Tokens) -> None:
+        """Store a login's pair and hold it."""
+        run_steps(sign_in_steps(self._core, tokens), self._store, None)
+
+    def sign_out(self) -> None:
+        """Clear the stored session and the local one (local state even if the store fails)."""
+        run_steps(sign_out_steps(self._core), self._store, None)
+
+    def reload(self) -> None:
+        """Adopt what the store holds now (told that the session changed elsewhere)."""
+        self._core.follow(store_read(self._store))
 
     def async_auth_flow(
         self, request: httpx.Request
@@ -81,18 +209,20 @@ class BearerAuth(httpx.Auth):
 
 
 class AsyncBearerAuth(httpx.Auth):
-    """Bearer auth with single-flight refresh, for ``httpx.AsyncClient`` (task-safe)."""
+    """Bearer auth with single-flight refresh per session, for ``httpx.AsyncClient`` (tasks)."""
 
     def __init__(
         self,
         core: SessionCore,
         origin: httpx.URL,
+        store: TokenStore,
         refresh: Callable[[str], Awaitable[Tokens]],
     ) -> None:
         self._core = core
         self._origin = origin
+        self._store = store
         self._refresh = refresh
-        self._refresh_lock: asyncio.Lock | None = None  # single-flight refresh across tasks
+        self._refresh_lock: asyncio.Lock | None = None  # single-flight across this client's tasks
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -113,20 +243,36 @@ class AsyncBearerAuth(httpx.Auth):
             return
 
     async def refresh(self, stale: str) -> None:
-        """Make sure the access token ``stale`` is replaced: single-flight across tasks."""
-        if self._refresh_lock is None:
-            import asyncio  # here, not at module level: sync users never pay for asyncio
+        """Make sure the access token ``stale`` is replaced: once per session, not per client."""
+        import asyncio  # here, not at module level: sync users never pay for asyncio
 
+        if self._refresh_lock is None:
             self._refresh_lock = asyncio.Lock()
         async with self._refresh_lock:
-            refresh_token = self._core.refresh_token_for(stale)  # re-check under the lock
-            if refresh_token is None:
+            if self._core.replaced(stale):  # another task of this client refreshed
                 return
+            section = _store_lock(self._store)
+            lease = await _enter_in_thread(section)
             try:
-                tokens = await self._refresh(refresh_token)
-            except DEFINITIVE_REFUSALS as exc:
-                raise self._core.refresh_refused(exc) from exc
-            self._core.refreshed(tokens)
+                await arun_steps(
+                    refresh_steps(self._core, stale), self._store, self._refresh, lease
+                )
+            finally:
+                await asyncio.to_thread(section.__exit__, None, None, None)
+
+    async def sign_in(self, tokens: Tokens) -> None:
+        """Store a login's pair and hold it."""
+        await arun_steps(sign_in_steps(self._core, tokens), self._store, None)
+
+    async def sign_out(self) -> None:
+        """Clear the stored session and the local one (local state even if the store fails)."""
+        await arun_steps(sign_out_steps(self._core), self._store, None)
+
+    async def reload(self) -> None:
+        """Adopt what the store holds now (told that the session changed elsewhere)."""
+        import asyncio
+
+        self._core.follow(await asyncio.to_thread(store_read, self._store))
 
     def sync_auth_flow(
         self, request: httpx.Request
@@ -135,4 +281,25 @@ class AsyncBearerAuth(httpx.Auth):
         raise RuntimeError("AsyncBearerAuth is for httpx.AsyncClient; use BearerAuth")
 
 
-__all__ = ["DEFINITIVE_REFUSALS", "AsyncBearerAuth", "BearerAuth"]
+async def _enter_in_thread(section: AbstractContextManager[object]) -> object:
+    """Enter a blocking context manager in a worker thread, without leaking it on cancellation.
+
+    If the waiting task is cancelled, the thread still finishes its wait; when it does get in,
+    the section is left again at once, so a cancelled waiter never keeps the lock.
+    """
+    import asyncio
+
+    entering = asyncio.ensure_future(asyncio.to_thread(section.__enter__))
+    try:
+        return await asyncio.shield(entering)
+    except asyncio.CancelledError:
+
+        def leave(done: asyncio.Future[object]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                section.__exit__(None, None, None)
+
+        entering.add_done_callback(leave)
+        raise
+
+
+__all__ = ["AsyncBearerAuth", "BearerAuth", "arun_steps", "run_steps", "store_read"]

@@ -23,10 +23,11 @@ from nsdk_api.models import LoginRequest, Me, RefreshRequest
 from ._auth import BearerAuth
 from ._base import Boundary, ClientBase, logger
 from ._config import ClientConfig
-from ._errors import NsdkError, SessionExpiredError
+from ._errors import NsdkError, ScopeMismatchError, SessionExpiredError
 from ._retry import RetryPolicy
 from ._session import Session, SessionState
-from ._tokens import Tokens, TokenStore
+from ._stores import BasicTokenStore, TokenStore
+from ._tokens import Tokens
 from ._transport import RetryTransport
 
 
@@ -37,12 +38,17 @@ class Client(ClientBase):
         base_url: The API's base URL; defaults to ``$NSDK_API_BASE_URL``. ``http://`` is refused
             for non-loopback hosts unless ``allow_insecure_http=True``.
         retry: The retry policy for 429, 5xx and connection failures.
-        token_store: Where tokens live (default: memory only).
+        token_store: Where the session lives (default: this client's memory). Clients sharing a
+            store share one session and one refresh per expiry: ``MemoryTokenStore`` for
+            threads and tasks, ``FileTokenStore`` for processes of one host.
         on_tokens_refreshed: Called with the new ``Tokens`` after each rotation.
         on_session_expired: Called with the ``SessionExpiredError`` when the session fails closed.
         timeout: httpx timeout per attempt (default: 10 s, 5 s to connect).
         refresh_leeway: Refresh a JWT access token this many seconds before its ``exp``
             (capped at half its lifetime).
+        refresh_reuse_interval: The server's refresh-token reuse interval in seconds (0: it has
+            none). Above 0, a refresh whose answer was lost (or whose process died) is presented
+            again within it; at 0 such a session fails closed with ``SessionExpiredError``.
         allow_insecure_http: Allow ``http://`` to non-loopback hosts.
         follow_redirects: Follow redirects (off by default).
         headers: Extra headers for every request (not ``Authorization``).
@@ -63,11 +69,12 @@ class Client(ClientBase):
         base_url: str | None = None,
         *,
         retry: RetryPolicy | None = None,
-        token_store: TokenStore | None = None,
+        token_store: TokenStore | BasicTokenStore | None = None,
         on_tokens_refreshed: Callable[[Tokens], None] | None = None,
         on_session_expired: Callable[[SessionExpiredError], None] | None = None,
         timeout: httpx.Timeout | float | None = None,
         refresh_leeway: float = 30.0,
+        refresh_reuse_interval: float = 0.0,
         allow_insecure_http: bool = False,
         follow_redirects: bool = False,
         headers: dict[str, str] | None = None,
@@ -84,6 +91,7 @@ class Client(ClientBase):
             on_session_expired=on_session_expired,
             timeout=timeout,
             refresh_leeway=refresh_leeway,
+            refresh_reuse_interval=refresh_reuse_interval,
             allow_insecure_http=allow_insecure_http,
             follow_redirects=follow_redirects,
             headers=headers,
@@ -100,7 +108,7 @@ class Client(ClientBase):
             random=cfg.random,
             before_resend=cfg.resign,
         )
-        self._auth = BearerAuth(cfg.core, cfg.base_url, self._refresh_call)
+        self._auth = BearerAuth(cfg.core, cfg.base_url, cfg.store, self._refresh_call)
         self._api.set_httpx_client(
             httpx.Client(transport=retrying, auth=self._auth, **cfg.httpx_options())
         )
@@ -124,9 +132,13 @@ class Client(ClientBase):
                 client=self._api, body=LoginRequest(email=email, password=password)
             )
             del password  # not kept beyond the request
-            self._config.start_session(result)
+            self._auth.sign_in(self._config.login_tokens(result))
             me = _me.sync(client=self._api)
-        return self._config.verify_session(result, me, expected_tenant_id)
+        verified = self._config.verify_session(result, me, expected_tenant_id)
+        if isinstance(verified, ScopeMismatchError):
+            self._auth.sign_out()
+            raise verified
+        return verified
 
     def me(self) -> Me:
         """Return the signed-in user and tenant (refreshing the token if needed)."""
@@ -141,6 +153,20 @@ class Client(ClientBase):
         with Boundary("refresh"):
             self._auth.refresh(core.current().access_token)
         return core.current()
+
+    def reload_session(self) -> SessionState:
+        """Adopt what the token store holds now, when told the session changed elsewhere.
+
+        Not needed for correctness (a client re-reads the store before every refresh and after a
+        401); useful to pick up a login or logout made by another process at once.
+
+        Raises:
+            SessionExpiredError: The store says another client's refresh was refused.
+            NotAuthenticatedError: The store holds no session (another client signed out).
+        """
+        self._config.ensure_open()
+        self._auth.reload()
+        return self._config.core.state
 
     def logout(self) -> bool:
         """Sign out: revoke the session on the server and always clear local state.
@@ -161,7 +187,7 @@ class Client(ClientBase):
             logger.warning("logout: the server did not confirm the revocation: %s", exc)
             return False
         finally:
-            core.signed_out()
+            self._auth.sign_out()  # a new generation: a racing refresh cannot store its pair
 
     def close(self) -> None:
         """Close connections. Tokens stay in the token store."""

@@ -30,7 +30,8 @@ from ._errors import (
 )
 from ._retry import RetryPolicy
 from ._session import Session, SessionCore, SessionState, resign
-from ._tokens import MemoryTokenStore, Tokens, TokenStore
+from ._stores import BasicTokenStore, MemoryTokenStore, TokenStore, as_token_store
+from ._tokens import Tokens
 
 BASE_URL_ENV = "NSDK_API_BASE_URL"
 """The environment variable a client reads its base URL from when no ``base_url`` is given.
@@ -98,11 +99,12 @@ class ClientConfig:
         *,
         base_url: str | None,
         retry: RetryPolicy | None,
-        token_store: TokenStore | None,
+        token_store: TokenStore | BasicTokenStore | None,
         on_tokens_refreshed: Callable[[Tokens], None] | None,
         on_session_expired: Callable[[SessionExpiredError], None] | None,
         timeout: httpx.Timeout | float | None,
         refresh_leeway: float,
+        refresh_reuse_interval: float,
         allow_insecure_http: bool,
         follow_redirects: bool,
         headers: dict[str, str] | None,
@@ -121,10 +123,22 @@ class ClientConfig:
         self.headers = dict(headers or {})
         if any(k.lower() == "authorization" for k in self.headers):
             raise ConfigurationError("do not set Authorization in headers: nsdk manages the token")
+        if not refresh_reuse_interval >= 0:
+            raise ConfigurationError(
+                "refresh_reuse_interval must be >= 0 seconds (0: the server has no reuse "
+                f"interval), got {refresh_reuse_interval!r}"
+            )
+        self.store: TokenStore = (
+            MemoryTokenStore() if token_store is None else as_token_store(token_store)
+        )
+        from ._auth import store_read  # the checked read the shells use
+
         self.core = SessionCore(
-            store=token_store if token_store is not None else MemoryTokenStore(),
+            stored=store_read(self.store),
             clock=self.clock,
             refresh_leeway=refresh_leeway,
+            refresh_reuse_interval=refresh_reuse_interval,
+            refresh_deadline=_refresh_budget(self.timeout, self.retry),
             on_tokens_refreshed=on_tokens_refreshed,
             on_session_expired=on_session_expired,
         )
@@ -161,23 +175,29 @@ class ClientConfig:
         """Before a resend: the request carries the current token (the transports' hook)."""
         resign(self.core, request, self.base_url)
 
-    def start_session(self, result: LoginResponse) -> None:
-        """Record a login's tokens (before the scope check with ``me``)."""
-        self.core.signed_in(
-            Tokens(access_token=result.access_token, refresh_token=result.refresh_token)
-        )
+    def login_tokens(self, result: LoginResponse) -> Tokens:
+        """The pair a login returned."""
+        return Tokens(access_token=result.access_token, refresh_token=result.refresh_token)
 
     def verify_session(
         self, result: LoginResponse, me: Me, expected_tenant_id: str | None
-    ) -> Session:
-        """Finish login: the verified Session, or clear and raise ScopeMismatchError."""
+    ) -> Session | ScopeMismatchError:
+        """Finish login: the verified Session, or the error to raise after signing out."""
         problem = check_scope(result, me, expected_tenant_id)
         if problem is not None:
-            self.core.signed_out()
-            raise ScopeMismatchError(f"{problem}; the session was cleared")
+            return ScopeMismatchError(f"{problem}; the session was cleared")
         session = Session(user_id=me.user_id, tenant_id=me.tenant_id, email=me.email)
         self.core.verified(session)
         return session
+
+
+def _refresh_budget(timeout: httpx.Timeout | float, retry: RetryPolicy) -> float:
+    """How long one refresh can take at most (the in-flight record's deadline), in seconds."""
+    t = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+    parts = [t.connect, t.write, t.read, t.pool]
+    per_attempt = sum(p if p is not None else 60.0 for p in parts)
+    waits = max(retry.max_backoff, retry.max_retry_after) * (retry.max_attempts - 1)
+    return per_attempt * retry.max_attempts + waits
 
 
 def check_scope(login: LoginResponse, me: Me, expected_tenant_id: str | None) -> str | None:

@@ -18,6 +18,10 @@
     │   ├── NotAuthenticatedError      a protected call before login (or after logout/expiry)
     │   ├── SessionExpiredError        refresh was refused: the session was cleared (fail closed)
     │   └── ScopeMismatchError         me() disagrees with login (user or tenant): session cleared
+    ├── TokenStoreError                the token store could not be used; what it holds is untouched
+    │   ├── TokenStoreBusyError        the refresh critical section was not entered in time (retry)
+    │   ├── TokenStoreCorruptError     the stored session cannot be read (torn, empty, unknown)
+    │   └── TokenStorePermissionError  the store file is readable by others or not ours (like ssh)
     ├── ConfigurationError             the client was configured unsafely or wrongly
     │   └── InsecureTransportError     http:// to a non-loopback host without explicit opt-in
     └── ClientClosedError              the client was closed; create a new one
@@ -191,6 +195,40 @@ class ScopeMismatchError(SessionError):
     """``me`` disagrees with the login (user or tenant), so the session was cleared."""
 
 
+class TokenStoreError(NsdkError):
+    """The token store could not be read or written; what it holds was left as it was.
+
+    Attributes:
+        store: A description of the store (e.g. its path), never its content.
+    """
+
+    def __init__(self, message: str, *, store: str = "") -> None:
+        super().__init__(message)
+        self.store = store
+
+
+class TokenStoreBusyError(TokenStoreError):
+    """Another client held the session's refresh critical section past the wait bound.
+
+    Retryable: nothing was sent and nothing changed. The holder is refreshing the session (or is
+    stuck); try again, or raise the store's ``lock_timeout``.
+    """
+
+
+class TokenStoreCorruptError(TokenStoreError):
+    """The stored session cannot be read: torn, corrupt, empty, or written by an unknown version.
+
+    Nothing was deleted. Remove the file (or whatever the store names) and sign in again.
+    """
+
+
+class TokenStorePermissionError(TokenStoreError):
+    """The store is readable or writable by others, or owned by another user (refused, as ssh does).
+
+    Fix the permissions (``chmod 600`` the file, ``chmod 700`` its directory) or the owner.
+    """
+
+
 class ConfigurationError(NsdkError):
     """The client was configured wrongly or unsafely."""
 
@@ -303,6 +341,10 @@ __all__ = [
     "ServerError",
     "SessionError",
     "SessionExpiredError",
+    "TokenStoreBusyError",
+    "TokenStoreCorruptError",
+    "TokenStoreError",
+    "TokenStorePermissionError",
     "from_generated",
     "from_transport",
     "status_class",

@@ -16,8 +16,19 @@ import attrs
 import httpx
 from nsdk_api._operations import operation_for
 
-from ._errors import NotAuthenticatedError, NsdkError, SessionExpiredError
-from ._tokens import Tokens, TokenStore
+from ._errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    MalformedResponseError,
+    NotAuthenticatedError,
+    NsdkError,
+    RateLimitError,
+    SessionExpiredError,
+    TokenStoreError,
+)
+from ._retry import NOT_SENT_ERRORS
+from ._tokens import RefreshInFlight, StoredSession, Tokens
 
 
 class SessionState(enum.Enum):
@@ -83,34 +94,89 @@ class Session:
 
 @attrs.frozen
 class Refresh:
-    """Step: make sure the access token ``stale`` is replaced (single-flight, in the shell)."""
+    """Step of ``auth_steps``: make sure the access token ``stale`` is replaced."""
 
     stale: str
+
+
+@attrs.frozen
+class ReadStore:
+    """Step: read the store; send back the ``StoredSession``."""
+
+
+@attrs.frozen
+class WriteStore:
+    """Step: compare-and-set ``new`` over generation ``expected``; send back whether it was."""
+
+    expected: int
+    new: StoredSession
+
+
+@attrs.frozen
+class SendRefresh:
+    """Step: POST refresh with ``refresh_token``; send back the ``Tokens`` or throw the error."""
+
+    refresh_token: str = attrs.field(repr=False)
+
+
+#: What the store-facing generators yield; the shells execute each one.
+StoreStep = ReadStore | WriteStore | SendRefresh
+READ = ReadStore()
+
+#: Refresh outcomes that are definitive: the refresh token is dead, so the session fails closed.
+#: (A 200 whose body cannot be parsed is included: the server rotated and the new pair is lost.)
+DEFINITIVE_REFUSALS: tuple[type[NsdkError], ...] = (
+    AuthenticationError,
+    BadRequestError,
+    MalformedResponseError,
+)
+
+
+def never_reached_server(error: NsdkError) -> bool:
+    """Whether a failed refresh certainly did not reach the server (its token is unspent).
+
+    A 429 is refused before anything happens; a connection that failed before the bytes left
+    (connect error or timeout, pool timeout) sent nothing. Anything else (a read timeout, a
+    dropped answer, a 5xx) may have rotated the pair on the server.
+    """
+    if isinstance(error, RateLimitError):
+        return True
+    return isinstance(error, APIConnectionError) and isinstance(error.__cause__, NOT_SENT_ERRORS)
 
 
 class SessionCore:
     """Session state, tokens and every decision about them. Thread-safe; performs no I/O.
 
-    The store is called on every change; callbacks are called outside the state lock.
+    The store is reached only through the steps of ``refresh_steps``, ``sign_in_steps`` and
+    ``sign_out_steps``, executed by the shells: the hot path (``current``) never touches it.
+    Callbacks are called outside the state lock.
     """
 
     def __init__(
         self,
         *,
-        store: TokenStore,
+        stored: StoredSession,
         clock: Callable[[], float],
         refresh_leeway: float,
+        refresh_reuse_interval: float,
+        refresh_deadline: float,
         on_tokens_refreshed: Callable[[Tokens], None] | None,
         on_session_expired: Callable[[SessionExpiredError], None] | None,
     ) -> None:
-        self._store = store
         self._clock = clock
         self._leeway = refresh_leeway
+        self.reuse_interval = refresh_reuse_interval
+        self._refresh_deadline = refresh_deadline
         self._on_refreshed = on_tokens_refreshed
         self._on_expired = on_session_expired
-        self._lock = threading.Lock()  # guards _state, _tokens and _session together
-        self._tokens = store.load()
-        self._state = SessionState.ACTIVE if self._tokens else SessionState.SIGNED_OUT
+        self._lock = threading.Lock()  # guards _state, _tokens, _generation and _session
+        self._tokens = stored.tokens
+        self._generation = stored.generation  # the store generation _tokens came from
+        self._unsaved: int | None = None  # a rotated pair the store refused: see refresh_steps
+        if stored.tokens is not None:
+            self._state = SessionState.ACTIVE
+        else:
+            self._state = SessionState.EXPIRED if stored.expired else SessionState.SIGNED_OUT
         self._session: Session | None = None
         self._deadline: tuple[Tokens | None, float | None] = (None, None)
 
@@ -124,6 +190,11 @@ class SessionCore:
         """The verified session, if signed in through this client."""
         return self._session
 
+    @property
+    def generation(self) -> int:
+        """The store generation of the tokens this client holds."""
+        return self._generation
+
     def _move(self, new: SessionState) -> None:
         # The one place the state changes. Caller holds self._lock.
         if new not in _ALLOWED[self._state]:
@@ -132,19 +203,20 @@ class SessionCore:
             )
         self._state = new
 
-    def _hold(self, tokens: Tokens) -> None:
-        # Caller holds self._lock: an active session with these tokens, stored.
+    def _hold(self, stored: StoredSession) -> None:
+        # Caller holds self._lock: an active session with the stored pair.
+        assert stored.tokens is not None
         self._move(SessionState.ACTIVE)
-        self._tokens = tokens
-        self._store.save(tokens)
+        self._tokens = stored.tokens
+        self._generation = stored.generation
 
-    def _drop(self, state: SessionState, *, clear_store: bool = True) -> None:
-        # Caller holds self._lock: no tokens, no session (and, unless closing, none stored).
+    def _drop(self, state: SessionState, generation: int | None = None) -> None:
+        # Caller holds self._lock: no tokens, no session.
         self._move(state)
         self._tokens = None
         self._session = None
-        if clear_store:
-            self._store.clear()
+        if generation is not None:
+            self._generation = generation
 
     def current(self) -> Tokens:
         """The tokens to use now; NotAuthenticatedError (no request sent) when there are none."""
@@ -193,59 +265,253 @@ class SessionCore:
             leeway = min(leeway, max(0.0, exp - tokens.issued_at) / 2)
         return exp - leeway
 
-    def refresh_token_for(self, stale: str) -> str | None:
-        """Under the single-flight lock: the refresh token to spend, or None if already replaced."""
+    def replaced(self, stale: str) -> bool:
+        """Whether this client already holds a newer token than ``stale``.
+
+        Checked before the store's critical section: a thread of this client refreshed meanwhile.
+
+        Raises:
+            SessionExpiredError: A concurrent caller's refresh was refused while we waited.
+            NotAuthenticatedError: The session ended (logout, close) while we waited.
+        """
         with self._lock:
             if self._state is SessionState.EXPIRED:
-                # A concurrent caller's refresh was refused while we waited for it.
                 raise SessionExpiredError(_NOT_AUTHENTICATED[self._state])
             if self._state is not SessionState.ACTIVE or self._tokens is None:
                 raise NotAuthenticatedError(_NOT_AUTHENTICATED[self._state])
-            if self._tokens.access_token != stale:
-                return None  # another caller refreshed while we waited: use its tokens
-            return self._tokens.refresh_token
+            return self._tokens.access_token != stale
 
-    def signed_in(self, tokens: Tokens) -> None:
-        """Record a login's tokens."""
+    def follow(self, stored: StoredSession) -> None:
+        """Adopt what the store holds: a peer's pair, or the end of the session a peer recorded.
+
+        Raises:
+            SessionExpiredError: A peer's refresh was refused (the store says expired).
+            NotAuthenticatedError: A peer signed out (the store holds no tokens).
+        """
         with self._lock:
-            self._hold(tokens)
+            if stored.tokens is not None:
+                self._hold(stored)
+                self._unsaved = None
+                return
+            if self._state is SessionState.CLOSED:
+                raise NotAuthenticatedError(_NOT_AUTHENTICATED[self._state])
+            self._drop(
+                SessionState.EXPIRED if stored.expired else SessionState.SIGNED_OUT,
+                stored.generation,
+            )
+        if not stored.expired:
+            raise NotAuthenticatedError(
+                "signed out by another client sharing the token store: call login() again"
+            )
+        error = SessionExpiredError(
+            "the session expired: another client sharing the token store found the refresh "
+            "refused and cleared it; call login() again"
+        )
+        if self._on_expired is not None:
+            self._on_expired(error)
+        raise error
+
+    def in_flight(self) -> RefreshInFlight:
+        """The record of a refresh about to be sent now."""
+        now = self._clock()
+        return RefreshInFlight(started_at=now, deadline=now + self._refresh_deadline)
+
+    def may_resend(self, record: RefreshInFlight) -> bool:
+        """Whether a refresh whose outcome is unknown may be presented again now.
+
+        Only within the server's reuse interval, counted from when it was first sent (the
+        server counts from its rotation, which came later): the server then answers with the
+        pair it already issued instead of revoking the family as replay.
+        """
+        return self.reuse_interval > 0 and self._clock() - record.started_at < self.reuse_interval
+
+    def refreshed(self, stored: StoredSession) -> None:
+        """Record the pair this client rotated and stored, and tell the application."""
+        assert stored.tokens is not None
+        with self._lock:
+            self._hold(stored)
+            self._unsaved = None
+        if self._on_refreshed is not None:
+            self._on_refreshed(stored.tokens)
+
+    def unsaved(self, generation: int, tokens: Tokens) -> None:
+        """Hold a rotated pair the store failed to save (it is written at the next refresh)."""
+        with self._lock:
+            self._hold(StoredSession(generation, tokens))
+            self._unsaved = generation
+        if self._on_refreshed is not None:
+            self._on_refreshed(tokens)
+
+    def pending_write(self) -> tuple[int, Tokens] | None:
+        """A rotated pair still to be stored over generation N (see ``unsaved``), or None."""
+        with self._lock:
+            if self._unsaved is None or self._tokens is None:
+                return None
+            return self._unsaved, self._tokens
+
+    def expired(self, cause: str, generation: int) -> SessionExpiredError:
+        """Fail closed: clear everything, tell the application, return the error to raise."""
+        error = SessionExpiredError(
+            f"the session expired: {cause}; local tokens were cleared; call login() again"
+        )
+        with self._lock:
+            self._drop(SessionState.EXPIRED, generation)
+        if self._on_expired is not None:
+            self._on_expired(error)
+        return error
+
+    def signed_in(self, stored: StoredSession) -> None:
+        """Record a login's tokens (as stored)."""
+        with self._lock:
+            self._hold(stored)
+            self._unsaved = None
 
     def verified(self, session: Session) -> None:
         """Record the session verified with ``me``."""
         with self._lock:
             self._session = session
 
-    def refreshed(self, tokens: Tokens) -> None:
-        """Record rotated tokens and tell the application."""
-        with self._lock:
-            self._hold(tokens)
-        if self._on_refreshed is not None:
-            self._on_refreshed(tokens)
-
-    def refresh_refused(self, cause: NsdkError) -> SessionExpiredError:
-        """Fail closed: clear everything, tell the application, return the error to raise."""
-        error = SessionExpiredError(
-            "the session expired: the refresh was refused "
-            f"({type(cause).__name__}, request_id={getattr(cause, 'request_id', None)}); "
-            "local tokens were cleared; call login() again"
-        )
-        with self._lock:
-            self._drop(SessionState.EXPIRED)
-        if self._on_expired is not None:
-            self._on_expired(error)
-        return error
-
-    def signed_out(self) -> None:
+    def signed_out(self, generation: int | None = None) -> None:
         """Clear local state (logout, or a failed scope check)."""
         with self._lock:
             # A closed client stays closed; its local state is cleared all the same.
             closed = self._state is SessionState.CLOSED
-            self._drop(SessionState.CLOSED if closed else SessionState.SIGNED_OUT)
+            self._drop(SessionState.CLOSED if closed else SessionState.SIGNED_OUT, generation)
+            self._unsaved = None
 
     def closed(self) -> None:
-        """The client was closed; tokens stay in the store for a later client."""
+        """The client was closed; tokens stay in the token store for a later client."""
         with self._lock:
-            self._drop(SessionState.CLOSED, clear_store=False)
+            self._drop(SessionState.CLOSED)
+
+
+#: Bound on compare-and-set attempts for an unconditional write (each failure means a peer
+#: wrote in between; this many in a row means the store is broken).
+MAX_WRITE_ATTEMPTS = 100
+
+
+def _replace_steps(
+    tokens: Tokens | None, *, expired: bool = False
+) -> Generator[StoreStep, object, StoredSession]:
+    # Write `tokens` whatever the store holds (login, logout): a compare-and-set loop.
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        stored = yield READ
+        assert isinstance(stored, StoredSession)
+        new = stored.successor(tokens, expired=expired)
+        if (yield WriteStore(stored.generation, new)):
+            return new
+    raise TokenStoreError(
+        f"the token store refused {MAX_WRITE_ATTEMPTS} writes in a row; is it broken?"
+    )
+
+
+def sign_in_steps(core: SessionCore, tokens: Tokens) -> Generator[StoreStep, object, None]:
+    """Store a login's pair (a new generation: peers mid-refresh are fenced off) and hold it."""
+    stored = yield from _replace_steps(tokens)
+    core.signed_in(stored)
+
+
+def sign_out_steps(core: SessionCore) -> Generator[StoreStep, object, None]:
+    """Clear the store (a new generation: a racing refresh cannot store its pair) and memory."""
+    try:
+        stored = yield from _replace_steps(None)
+    except BaseException:
+        core.signed_out()  # local state is cleared even when the store cannot be written
+        raise
+    core.signed_out(stored.generation)
+
+
+def refresh_steps(core: SessionCore, stale: str) -> Generator[StoreStep, object, None]:
+    """The refresh algorithm, run by the shells inside the store's refresh critical section.
+
+    1. Re-read the store. A pair other than ``stale`` there: a peer refreshed (or signed in):
+       adopt it, send nothing. No pair: a peer signed out or failed closed: follow it.
+    2. A refresh of this very pair in flight (its holder died, or its answer was lost): the
+       refresh token may be spent. Present it again only within the reuse interval; otherwise
+       fail closed, naming the cause (never a blind replay).
+    3. Record the refresh in flight (a new generation), POST refresh, and compare-and-set the
+       new pair over that generation. A write that fails the check (a logout, or a peer after
+       a lost lease) stores nothing: the store's content is followed instead.
+    4. A refused refresh re-reads before clearing: a newer pair a peer stored is adopted, never
+       deleted.
+    """
+    stored = yield READ
+    assert isinstance(stored, StoredSession)
+    pending = core.pending_write()
+    if pending is not None and stored.generation == pending[0]:
+        # Our last rotation could not be stored: store it now, then go on from there.
+        healed = stored.successor(pending[1])
+        if (yield WriteStore(stored.generation, healed)):
+            stored = healed
+    if stored.tokens is None or stored.tokens.access_token != stale:
+        core.follow(stored)  # adopt a peer's pair, or raise for a session a peer ended
+        return
+    record = stored.refreshing
+    if record is not None and not core.may_resend(record):
+        cleared = stored.successor(None, expired=True)
+        if not (yield WriteStore(stored.generation, cleared)):
+            core.follow(_stored((yield READ)))
+            return
+        reuse = (
+            "0 (off)" if core.reuse_interval <= 0 else f"{core.reuse_interval:g} s, already past"
+        )
+        raise core.expired(
+            "an earlier refresh of this session was interrupted (its process died or its "
+            "answer was lost), so its refresh token may be spent, and presenting it again "
+            f"could be taken for replay (refresh_reuse_interval is {reuse})",
+            cleared.generation,
+        )
+    record = record or core.in_flight()  # a resend keeps the first send's time
+    marked = stored.successor(stored.tokens, refreshing=record)
+    if not (yield WriteStore(stored.generation, marked)):
+        core.follow(_stored((yield READ)))  # the critical section was lost: follow the store
+        return
+    sends = 2 if core.reuse_interval > 0 else 1  # one resend of a lost answer, if reusable
+    for attempt in range(1, sends + 1):
+        try:
+            tokens = yield SendRefresh(stored.tokens.refresh_token)
+            break
+        except DEFINITIVE_REFUSALS as exc:
+            yield from _refused(core, marked, exc)
+            return
+        except NsdkError as exc:
+            if never_reached_server(exc):
+                # Nothing was spent: drop the in-flight record (best effort) and report.
+                yield WriteStore(marked.generation, marked.successor(stored.tokens))
+                raise
+            if attempt == sends or not core.may_resend(record):
+                raise  # the record stays: the next refresh decides (step 2)
+    assert isinstance(tokens, Tokens)
+    new = marked.successor(tokens)
+    try:
+        written = yield WriteStore(marked.generation, new)
+    except TokenStoreError:
+        core.unsaved(new.generation, tokens)  # keep working from memory; stored next time
+        raise
+    if not written:
+        core.follow(_stored((yield READ)))  # e.g. a logout meanwhile: stay signed out
+        return
+    core.refreshed(new)
+
+
+def _refused(
+    core: SessionCore, marked: StoredSession, cause: NsdkError
+) -> Generator[StoreStep, object, None]:
+    # The refresh was refused: re-read before clearing, never delete a peer's newer pair.
+    cleared = marked.successor(None, expired=True)
+    if not (yield WriteStore(marked.generation, cleared)):
+        core.follow(_stored((yield READ)))
+        return
+    raise core.expired(
+        "the refresh was refused "
+        f"({type(cause).__name__}, request_id={getattr(cause, 'request_id', None)})",
+        cleared.generation,
+    ) from cause
+
+
+def _stored(value: object) -> StoredSession:
+    assert isinstance(value, StoredSession)
+    return value
 
 
 #: Extra resends of one request after 401s that a stale token explains (see ``auth_steps``).
@@ -319,11 +585,22 @@ def auth_steps(
 
 
 __all__ = [
+    "DEFINITIVE_REFUSALS",
     "MAX_STALE_RESENDS",
+    "MAX_WRITE_ATTEMPTS",
+    "READ",
+    "ReadStore",
     "Refresh",
+    "SendRefresh",
     "Session",
     "SessionCore",
     "SessionState",
+    "StoreStep",
+    "WriteStore",
     "auth_steps",
+    "never_reached_server",
+    "refresh_steps",
     "resign",
+    "sign_in_steps",
+    "sign_out_steps",
 ]

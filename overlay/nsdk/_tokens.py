@@ -1,8 +1,7 @@
-"""Tokens and where they live: the ``Tokens`` value, the ``TokenStore`` protocol, the memory store.
+"""The values a session is made of: ``Tokens``, and ``StoredSession`` as a token store holds it.
 
-Tokens stay in memory unless the application passes a store (e.g. one backed by its keyring) that
-persists them; a store's ``save`` is called after login and after every rotation, ``clear`` on
-logout and when the session fails closed.
+``StoredSession`` is what the stores (``_stores.py``, ``_file_store.py``) read and compare-and-set;
+``RefreshInFlight`` is its record of a refresh that started and has not finished.
 """
 
 from __future__ import annotations
@@ -10,8 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
-from typing import Protocol, cast, runtime_checkable
+from typing import cast
 
 import attrs
 
@@ -76,70 +74,63 @@ def jwt_claims_times(token: str) -> tuple[float | None, float | None]:
     return number("iat"), number("exp")
 
 
-@runtime_checkable
-class TokenStore(Protocol):
-    """Where a client keeps its tokens. Implementations must be safe to call from many threads.
+@attrs.frozen
+class RefreshInFlight:
+    """The record that a refresh of the stored pair was started and has not finished.
 
-    Examples:
-        A store that persists the refresh token in an application's keyring:
+    While it is in the store, the stored refresh token may already have been consumed by the
+    server: nobody presents it again, except within the server's reuse interval (see
+    ``refresh_reuse_interval``).
 
-            class KeyringStore:
-                def load(self) -> nsdk.Tokens | None: ...
-                def save(self, tokens: nsdk.Tokens) -> None: ...
-                def clear(self) -> None: ...
+    Attributes:
+        started_at: When the refresh request was about to be sent (Unix time).
+        deadline: When that refresh must have ended, answer or not (Unix time).
     """
 
-    def load(self) -> Tokens | None:
-        """Return the stored tokens, or None."""
-        ...
-
-    def save(self, tokens: Tokens) -> None:
-        """Store ``tokens``, replacing what was there."""
-        ...
-
-    def clear(self) -> None:
-        """Forget the stored tokens."""
-        ...
+    started_at: float
+    deadline: float
 
 
-class MemoryTokenStore:
-    """The default store: tokens live only in this process's memory.
+@attrs.frozen(repr=False)
+class StoredSession:
+    """What a token store holds: the pair, its generation, and a refresh in flight, if any.
+
+    Every write makes a new generation (login, rotation, the in-flight record, logout), so a
+    compare-and-set on the generation fences off a writer that read an older state.
+
+    Attributes:
+        generation: Increases by one with every write; 0 means never written.
+        tokens: The current pair, or None when signed out or expired.
+        refreshing: A refresh of ``tokens`` that started and has not finished, or None.
+        expired: True when the session ended because a refresh was refused (fail closed),
+            False when it was signed out (or never signed in).
 
     Examples:
-        Share one store so a second client resumes the session of the first:
-
-            store = nsdk.MemoryTokenStore()
-            with nsdk.Client(url, token_store=store) as first:
-                first.login(email=email, password=password)
-            with nsdk.Client(url, token_store=store) as second:
-                second.me()  # signed in with the tokens the first client left in the store
-
-        >>> store = MemoryTokenStore(Tokens(access_token="a.b.c", refresh_token="r"))
-        >>> store
-        MemoryTokenStore(holding_tokens=True)
+        >>> StoredSession(generation=3, tokens=Tokens("a.b.c", "r"))
+        StoredSession(generation=3, tokens=***, refreshing=None, expired=False)
     """
 
-    def __init__(self, tokens: Tokens | None = None) -> None:
-        self._tokens = tokens
-        self._lock = threading.Lock()  # guards _tokens for threads sharing one store
-
-    def load(self) -> Tokens | None:
-        """Return the stored tokens, or None."""
-        with self._lock:
-            return self._tokens
-
-    def save(self, tokens: Tokens) -> None:
-        """Store ``tokens``."""
-        with self._lock:
-            self._tokens = tokens
-
-    def clear(self) -> None:
-        """Forget the tokens."""
-        with self._lock:
-            self._tokens = None
+    generation: int = 0
+    tokens: Tokens | None = None
+    refreshing: RefreshInFlight | None = None
+    expired: bool = False
 
     def __repr__(self) -> str:
-        return f"MemoryTokenStore(holding_tokens={self._tokens is not None})"
+        tokens = "***" if self.tokens is not None else "None"
+        return (
+            f"StoredSession(generation={self.generation}, tokens={tokens}, "
+            f"refreshing={self.refreshing!r}, expired={self.expired})"
+        )
+
+    def successor(
+        self,
+        tokens: Tokens | None,
+        *,
+        refreshing: RefreshInFlight | None = None,
+        expired: bool = False,
+    ) -> StoredSession:
+        """The next generation holding ``tokens`` (what a compare-and-set writes)."""
+        return StoredSession(self.generation + 1, tokens, refreshing, expired)
 
 
-__all__ = ["MemoryTokenStore", "TokenStore", "Tokens", "jwt_claims_times"]
+__all__ = ["RefreshInFlight", "StoredSession", "Tokens", "jwt_claims_times"]

@@ -18,7 +18,7 @@ EMAIL, PASSWORD = "user@example.com", "demo-password"
 
 def _wait_past_expiry(client: nsdk.Client | nsdk.AsyncClient, store: nsdk.MemoryTokenStore) -> None:
     """Sleep until the current access token's exp has passed (real time: the server checks it)."""
-    tokens = store.load()
+    tokens = store.tokens
     assert tokens is not None and tokens.expires_at is not None
     time.sleep(max(0.0, tokens.expires_at - time.time()) + 0.05)
 
@@ -34,12 +34,12 @@ def test_guide_flow_sync(nsdk_server_factory: Callable[..., Any]) -> None:
         session = client.login(email=EMAIL, password=PASSWORD, expected_tenant_id="2001")
         assert (session.user_id, session.tenant_id) == ("1005", "2001")
         assert client.me().email == EMAIL
-        first = store.load()
+        first = store.tokens
         _wait_past_expiry(client, store)
         assert client.me().tenant_id == "2001"  # 401 -> refresh -> resend
-        assert len(rotated) == 1 and store.load() != first
+        assert len(rotated) == 1 and store.tokens != first
         assert client.logout() is True
-        assert client.state is nsdk.SessionState.SIGNED_OUT and store.load() is None
+        assert client.state is nsdk.SessionState.SIGNED_OUT and store.tokens is None
         before = server.stats()["requests"]
         with pytest.raises(nsdk.NotAuthenticatedError):
             client.me()
@@ -79,7 +79,7 @@ def test_replayed_family_fails_closed(nsdk_server_factory: Callable[..., Any]) -
         server.base_url, token_store=store, on_session_expired=expired.append, refresh_leeway=0
     ) as client:
         client.login(email=EMAIL, password=PASSWORD)
-        stolen = store.load()
+        stolen = store.tokens
         assert stolen is not None
         # An attacker uses the refresh token first; the client's own refresh is then a replay.
         r = httpx.post(
@@ -89,7 +89,7 @@ def test_replayed_family_fails_closed(nsdk_server_factory: Callable[..., Any]) -
         _wait_past_expiry(client, store)
         with pytest.raises(nsdk.SessionExpiredError):
             client.me()
-        assert len(expired) == 1 and store.load() is None
+        assert len(expired) == 1 and store.tokens is None
         assert client.state is nsdk.SessionState.EXPIRED
         with pytest.raises(nsdk.NotAuthenticatedError):
             client.me()

@@ -149,7 +149,7 @@ async def test_tokens_in_store_restore_the_session(make: Callable[..., Driver], 
     store = nsdk.MemoryTokenStore()
     first = make(token_store=store)
     await first.login()
-    assert store.load() is not None
+    assert store.tokens is not None
     second = make(token_store=store)
     assert second.state is nsdk.SessionState.ACTIVE
     await second.me()
@@ -170,7 +170,7 @@ async def test_close_keeps_tokens_in_store(make: Callable[..., Driver], server: 
     await drv.login()
     await _close(drv)
     assert drv.state is nsdk.SessionState.CLOSED
-    assert store.load() is not None
+    assert store.tokens is not None
     assert await drv.logout() is False  # nothing to revoke through a closed client
     assert len(server.calls) == 2
 

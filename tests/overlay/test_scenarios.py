@@ -158,7 +158,7 @@ async def test_refused_refresh_fails_closed(
         await drv.me()
     assert server.seq == [("me", "access-1"), ("refresh", "refresh-1")]
     assert expired == [info.value]
-    assert store.load() is None
+    assert store.tokens is None
     assert drv.state is nsdk.SessionState.EXPIRED
     assert drv.client.session is None
     with pytest.raises(nsdk.NotAuthenticatedError):
@@ -254,7 +254,7 @@ async def test_scope_mismatch_clears_session(
         await drv.login(expected_tenant_id=expected_tenant_id)
     assert server.seq == [LOGIN, ("me", "access-1")]
     assert drv.state is nsdk.SessionState.SIGNED_OUT
-    assert store.load() is None
+    assert store.tokens is None
     with pytest.raises(nsdk.NotAuthenticatedError):
         await drv.me()
     assert len(server.calls) == 2
@@ -285,7 +285,7 @@ async def test_logout_always_clears_local_state(
     assert await drv.logout() is confirmed
     assert server.seq == [("logout", "access-1")] * sent
     assert drv.state is nsdk.SessionState.SIGNED_OUT
-    assert store.load() is None
+    assert store.tokens is None
     with pytest.raises(nsdk.NotAuthenticatedError):
         await drv.me()
     assert len(server.calls) == sent

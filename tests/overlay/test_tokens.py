@@ -86,9 +86,11 @@ def test_jwt_payload_without_padding(jwt: Callable[..., str], pad: str):
 
 def _core(now: float, leeway: float) -> SessionCore:
     return SessionCore(
-        store=nsdk.MemoryTokenStore(),
+        stored=nsdk.StoredSession(),
         clock=lambda: now,
         refresh_leeway=leeway,
+        refresh_reuse_interval=0.0,
+        refresh_deadline=60.0,
         on_tokens_refreshed=None,
         on_session_expired=None,
     )
@@ -119,41 +121,65 @@ def test_opaque_token_is_never_due():
     assert _core(NOW + 10**9, 30).due_for_refresh(tokens) is False
 
 
-def test_memory_store_round_trip_and_repr():
-    """MemoryTokenStore keeps, replaces and forgets tokens; its repr shows none of them."""
+def test_memory_store_compare_and_set_and_repr():
+    """MemoryTokenStore writes only over the expected generation; its repr shows no token."""
     store = nsdk.MemoryTokenStore()
     assert isinstance(store, nsdk.TokenStore)
-    assert store.load() is None
+    assert store.read() == nsdk.StoredSession() and store.tokens is None
     first, second = (nsdk.Tokens(access_token=f"a{i}", refresh_token=f"r{i}") for i in (1, 2))
-    store.save(first)
-    store.save(second)
-    assert store.load() is second
-    assert repr(store) == "MemoryTokenStore(holding_tokens=True)"
-    store.clear()
-    assert store.load() is None
+    assert store.compare_and_set(0, nsdk.StoredSession(1, first))
+    assert not store.compare_and_set(0, nsdk.StoredSession(1, second))  # fenced off
+    assert store.tokens is first
+    assert store.compare_and_set(1, nsdk.StoredSession(2, second))
+    assert store.read().generation == 2 and store.tokens is second
+    assert repr(store) == "MemoryTokenStore(generation=2, holding_tokens=True)"
+    assert "a2" not in repr(store.read()) and "r2" not in repr(store.read())
 
 
-def test_memory_store_is_thread_safe():
-    """Concurrent saves and loads never observe a torn or foreign value."""
+def test_memory_store_compare_and_set_is_atomic():
+    """64 threads racing compare-and-set over one generation: exactly one write wins each round."""
     store = nsdk.MemoryTokenStore()
-    values = [nsdk.Tokens(access_token=f"a{i}", refresh_token=f"r{i}") for i in range(8)]
-    seen: list[object] = []
+    wins: list[int] = []
+    barrier = threading.Barrier(64)
 
-    def work(tokens: nsdk.Tokens) -> None:
-        for _ in range(500):
-            store.save(tokens)
-            seen.append(store.load())
+    def work(n: int) -> None:
+        barrier.wait()
+        for _ in range(200):
+            cur = store.read()
+            tokens = nsdk.Tokens(access_token=f"a{n}", refresh_token=f"r{n}")
+            if store.compare_and_set(cur.generation, cur.successor(tokens)):
+                wins.append(n)
 
-    threads = [threading.Thread(target=work, args=(v,)) for v in values]
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(64)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert set(map(id, seen)) <= set(map(id, values))
+    assert store.read().generation == len(wins)  # no lost update: one generation per win
+
+
+def test_memory_store_lock_wait_is_bounded():
+    """A refresh lock held past lock_timeout gives TokenStoreBusyError, and nothing changes."""
+    store = nsdk.MemoryTokenStore(lock_timeout=0.01)
+    with store.refresh_lock():
+        outcome: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                with store.refresh_lock():
+                    pass
+            except nsdk.NsdkError as exc:
+                outcome.append(exc)
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    assert len(outcome) == 1 and isinstance(outcome[0], nsdk.TokenStoreBusyError)
+    assert "lock_timeout" in str(outcome[0])
 
 
 class RecordingStore:
-    """A user store (structural TokenStore) that records what the client does with it."""
+    """A 0.1-style user store (load/save/clear) that records what the client does with it."""
 
     def __init__(self) -> None:
         self.events: list[str] = []
@@ -174,7 +200,7 @@ class RecordingStore:
 async def test_store_and_callback_follow_rotation(make: Callable[..., Driver], server: FakeServer):
     """The store is saved after login and every rotation, cleared on logout; the callback fires."""
     store = RecordingStore()
-    assert isinstance(store, nsdk.TokenStore)
+    assert isinstance(store, nsdk.BasicTokenStore)
     refreshed: list[nsdk.Tokens] = []
     drv = make(token_store=store, on_tokens_refreshed=refreshed.append)
     await drv.login()
@@ -192,7 +218,7 @@ def test_illegal_transition_is_refused():
     core = _core(NOW, 30)
     core.closed()
     with pytest.raises(nsdk.NsdkError, match="illegal session transition closed -> active"):
-        core.signed_in(nsdk.Tokens(access_token="a", refresh_token="r"))
+        core.signed_in(nsdk.StoredSession(1, nsdk.Tokens(access_token="a", refresh_token="r")))
     assert core.state is nsdk.SessionState.CLOSED
 
 
@@ -200,12 +226,12 @@ def test_states_follow_the_session():
     """SIGNED_OUT -> ACTIVE on sign-in, EXPIRED when refresh is refused, ACTIVE again on login."""
     core = _core(NOW, 30)
     assert core.state is nsdk.SessionState.SIGNED_OUT
-    core.signed_in(nsdk.Tokens(access_token="a", refresh_token="r"))
+    core.signed_in(nsdk.StoredSession(1, nsdk.Tokens(access_token="a", refresh_token="r")))
     assert core.state is nsdk.SessionState.ACTIVE
-    error = core.refresh_refused(nsdk.AuthenticationError("x", status_code=401, request_id="q"))
-    assert core.state is nsdk.SessionState.EXPIRED
+    error = core.expired("the refresh was refused (request_id=q)", 3)
+    assert core.state is nsdk.SessionState.EXPIRED and core.generation == 3
     assert "request_id=q" in str(error)
     with pytest.raises(nsdk.SessionExpiredError):
-        core.refresh_token_for("a")
-    core.signed_in(nsdk.Tokens(access_token="b", refresh_token="r2"))
+        core.replaced("a")
+    core.signed_in(nsdk.StoredSession(4, nsdk.Tokens(access_token="b", refresh_token="r2")))
     assert core.current().access_token == "b"

@@ -67,9 +67,12 @@ def ledger() -> Ledger:
 class RecordingStore(nsdk.MemoryTokenStore):
     """A memory token store that tells the ledger about every pair it is given."""
 
-    def save(self, tokens: nsdk.Tokens) -> None:
-        LEDGER.tokens(tokens)
-        super().save(tokens)
+    def compare_and_set(
+        self, expected: int, new: nsdk.StoredSession, lease: object | None = None
+    ) -> bool:
+        if new.tokens is not None:
+            LEDGER.tokens(new.tokens)
+        return super().compare_and_set(expected, new, lease)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,278 @@
+"""``FileTokenStore``: one session shared by the processes of one host, through a file.
+
+* Reads take no lock: every write replaces the file atomically (a temporary file in the same
+  directory, fsync, ``os.replace``), so a reader sees one whole version or the other.
+* Compare-and-set holds a short kernel lock on ``<file>.write.lock``; the refresh critical
+  section holds ``<file>.lock``. Both are ``filelock.FileLock`` (flock): the kernel releases
+  them when their holder dies, and the files are never deleted (deleting lock files lets two
+  holders in at once: azure-cli #20252).
+* The file is 0600 and its directory 0700, created so whatever the umask. Like ssh, a file or
+  directory that others can access, or that another user owns, is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, cast
+
+from ._errors import (
+    ConfigurationError,
+    TokenStoreBusyError,
+    TokenStoreCorruptError,
+    TokenStoreError,
+    TokenStorePermissionError,
+)
+from ._stores import DEFAULT_LOCK_TIMEOUT
+from ._tokens import RefreshInFlight, StoredSession, Tokens
+
+#: The format marker and version of the file; another version is refused, not guessed at.
+FORMAT = "nsdk-session"
+VERSION = 1
+
+
+def _encode(session: StoredSession) -> bytes:
+    tokens = session.tokens
+    record = session.refreshing
+    data = {
+        "format": FORMAT,
+        "version": VERSION,
+        "generation": session.generation,
+        "tokens": None
+        if tokens is None
+        else {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token},
+        "refreshing": None
+        if record is None
+        else {"started_at": record.started_at, "deadline": record.deadline},
+        "expired": session.expired,
+    }
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _decode(raw: bytes, where: str) -> StoredSession:
+    # Every way the content can be wrong is one typed error naming the file, never its content.
+    def bad(why: str) -> TokenStoreCorruptError:
+        return TokenStoreCorruptError(
+            f"{where}: {why}; nothing was changed: delete the file and sign in again",
+            store=where,
+        )
+
+    if not raw.strip():
+        raise bad("the file is empty")
+    try:
+        data: Any = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise bad("the file is not valid JSON (torn or corrupt)") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise bad("the file is not an nsdk session file")
+    fields = cast(dict[str, Any], data)
+    if fields.get("version") != VERSION:
+        raise bad(
+            f"the file has format version {fields.get('version')!r}, this nsdk reads {VERSION}"
+        )
+    generation, tokens, record, expired = (
+        fields.get("generation"),
+        fields.get("tokens"),
+        fields.get("refreshing"),
+        fields.get("expired"),
+    )
+    if type(generation) is not int or generation < 0 or not isinstance(expired, bool):
+        raise bad("the file's generation or state is invalid")
+    pair: Tokens | None = None
+    if tokens is not None:
+        if not isinstance(tokens, dict):
+            raise bad("the file's tokens are invalid")
+        access, refresh = (
+            cast(dict[str, Any], tokens).get("access_token"),
+            tokens.get("refresh_token"),
+        )
+        if not isinstance(access, str) or not isinstance(refresh, str) or not access or not refresh:
+            raise bad("the file's tokens are invalid")
+        pair = Tokens(access_token=access, refresh_token=refresh)
+    in_flight: RefreshInFlight | None = None
+    if record is not None:
+        times = cast(dict[str, Any], record) if isinstance(record, dict) else {}
+        started, deadline = times.get("started_at"), times.get("deadline")
+        if not all(
+            isinstance(t, int | float) and not isinstance(t, bool) for t in (started, deadline)
+        ):
+            raise bad("the file's refresh record is invalid")
+        in_flight = RefreshInFlight(started_at=float(started), deadline=float(deadline))  # type: ignore[arg-type]
+    return StoredSession(generation, pair, in_flight, expired)
+
+
+class FileTokenStore:
+    """A session shared by the processes (and threads, and tasks) of one host, in a file.
+
+    Needs the ``file`` extra: ``pip install 'nsdk[file]'`` (``filelock``).
+
+    Args:
+        path: The session file (created on the first write, mode 0600, directory 0700).
+        lock_timeout: How long a client waits for another's refresh, or for a write (seconds);
+            past it, ``TokenStoreBusyError`` (retryable; nothing was sent or changed).
+
+    Examples:
+        Every process that builds its client like this shares one session:
+
+            store = nsdk.FileTokenStore(Path.home() / ".config" / "myapp" / "session.json")
+            client = nsdk.Client(url, token_store=store)
+
+        >>> FileTokenStore("/tmp/nsdk-doc/session.json")  # doctest: +SKIP
+        FileTokenStore('/tmp/nsdk-doc/session.json')
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+        if not lock_timeout > 0:
+            raise ConfigurationError(f"lock_timeout must be positive, got {lock_timeout!r}")
+        try:
+            from filelock import FileLock
+        except ImportError:  # pragma: no cover - the extra is installed in the tests
+            raise ConfigurationError(
+                "FileTokenStore needs the 'file' extra: pip install 'nsdk[file]'"
+            ) from None
+        self.path = Path(path).absolute()
+        self.lock_timeout = lock_timeout
+        self._where = str(self.path)
+        # Thread locks first: a FileLock is reentrant for every thread of its process.
+        self._section_threads = threading.Lock()
+        self._write_threads = threading.Lock()
+        self._section = FileLock(f"{self.path}.lock", mode=0o600, thread_local=False)
+        self._write = FileLock(f"{self.path}.write.lock", mode=0o600, thread_local=False)
+
+    def __repr__(self) -> str:
+        return f"FileTokenStore({self._where!r})"
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _refuse_unsafe(self, st: os.stat_result, what: str, path: Path, mask: int) -> None:
+        if st.st_uid != os.geteuid():
+            raise TokenStorePermissionError(
+                f"{path}: the {what} is owned by uid {st.st_uid}, not by this user "
+                f"({os.geteuid()}); refusing to use it",
+                store=self._where,
+            )
+        if st.st_mode & mask:
+            raise TokenStorePermissionError(
+                f"{path}: the {what} is accessible by other users "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}); run chmod "
+                f"{'600' if what == 'file' else '700'} on it",
+                store=self._where,
+            )
+
+    def _error(self, exc: OSError, doing: str) -> TokenStoreError:
+        return TokenStoreError(
+            f"{self._where}: cannot {doing}: {exc.strerror or type(exc).__name__}",
+            store=self._where,
+        )
+
+    def _ensure_directory(self) -> None:
+        directory = self.path.parent
+        try:
+            if not directory.exists():
+                directory.mkdir(mode=0o700, parents=True)
+                directory.chmod(0o700)  # whatever the umask
+            self._refuse_unsafe(directory.stat(), "directory", directory, 0o022)
+        except OSError as exc:
+            raise self._error(exc, "create or check its directory") from exc
+
+    # -- the TokenStore primitives --------------------------------------------------------
+
+    def read(self) -> StoredSession:
+        """Read the stored session (no lock: writes replace the file atomically)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return StoredSession()
+        except OSError as exc:
+            raise self._error(exc, "read the session file") from exc
+        try:
+            self._refuse_unsafe(self.path.parent.stat(), "directory", self.path.parent, 0o022)
+            self._refuse_unsafe(os.fstat(fd), "file", self.path, 0o077)
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                raw = fh.read()
+        except OSError as exc:
+            raise self._error(exc, "read the session file") from exc
+        finally:
+            os.close(fd)
+        return _decode(raw, self._where)
+
+    def compare_and_set(
+        self, expected: int, new: StoredSession, lease: object | None = None
+    ) -> bool:
+        """Replace the file with ``new`` if its generation is ``expected`` (atomic)."""
+        with self._locked(self._write_threads, self._write, "write to"):
+            if self.read().generation != expected:
+                return False
+            self._replace(_encode(new))
+            return True
+
+    def refresh_lock(self) -> AbstractContextManager[object]:
+        """The refresh critical section: one holder across every process of this host."""
+        return self._locked(self._section_threads, self._section, "refresh the session in")
+
+    # -- helpers --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self, threads: threading.Lock, lock: Any, doing: str) -> Iterator[None]:
+        from filelock import Timeout
+
+        start = time.monotonic()
+        if not threads.acquire(timeout=self.lock_timeout):
+            raise self._busy(doing)
+        try:
+            self._ensure_directory()
+            remaining = max(0.0, self.lock_timeout - (time.monotonic() - start))
+            try:
+                lock.acquire(timeout=remaining)
+            except Timeout:
+                raise self._busy(doing) from None
+            except OSError as exc:
+                raise self._error(exc, "take its lock file") from exc
+            try:
+                yield None
+            finally:
+                lock.release()
+        finally:
+            threads.release()
+
+    def _busy(self, doing: str) -> TokenStoreBusyError:
+        return TokenStoreBusyError(
+            f"{self._where}: another client held the lock for more than {self.lock_timeout:g} s, "
+            f"so this one could not {doing} it; retry, or raise lock_timeout",
+            store=self._where,
+        )
+
+    def _replace(self, data: bytes) -> None:
+        directory = self.path.parent
+        tmp: str | None = None
+        try:
+            # mkstemp creates the file 0600 whatever the umask.
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+            tmp = None
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the rename itself survives a crash
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise self._error(exc, "write the session file") from exc
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
+__all__ = ["FileTokenStore"]

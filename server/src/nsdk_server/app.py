@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import NoReturn
@@ -28,7 +29,7 @@ from .faults import FaultBook, FaultLayer
 from .http import RequestContext, client_host, error_body
 from .ratelimit import RateLimiter
 from .stats import Stats
-from .store import RotateOutcome, Store
+from .store import RotateOutcome, Store, hash_token
 from .tokens import AccessClaims, TokenService
 from .users import UserDirectory
 
@@ -112,12 +113,22 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def create_app(config: ServerConfig) -> ServerApp:
-    """Build the server for a configuration (hashes the seeded passwords: takes a moment)."""
+def create_app(config: ServerConfig, *, clock: Callable[[], float] = time.time) -> ServerApp:
+    """Build the server for a configuration (hashes the seeded passwords: takes a moment).
+
+    Args:
+        config: the configuration.
+        clock: the tokens' wall clock, seconds since the epoch (injected by in-process tests).
+    """
     store = Store(config.db_path)
     users = UserDirectory(config.users, scrypt_n=config.scrypt_n)
     tokens = TokenService(
-        store, config.secret, access_ttl=config.access_ttl, refresh_ttl=config.refresh_ttl
+        store,
+        config.secret,
+        access_ttl=config.access_ttl,
+        refresh_ttl=config.refresh_ttl,
+        refresh_reuse_interval=config.refresh_reuse_interval,
+        clock=clock,
     )
     stats = Stats()
     book = FaultBook()
@@ -164,7 +175,15 @@ def create_app(config: ServerConfig) -> ServerApp:
             data = await _read_object(request, _REFRESH_FIELDS, config.max_body_bytes)
         except _BadPayload as exc:
             return _error(request, 400, f"Invalid request payload: {exc}")
+        # Rotation and counting run with no await in between: on the one event loop, the
+        # presentation counts follow the order in which the store decided.
         result, pair = tokens.rotate(data["refreshToken"], tenant_of)
+        reused = pair is not None and result.outcome is RotateOutcome.REUSED
+        stats.refresh_presented(
+            hash_token(data["refreshToken"]),
+            reused=reused,
+            replay=result.outcome is RotateOutcome.REPLAY,
+        )
         if result.outcome is RotateOutcome.REPLAY:
             stats.bump("replays")
             stats.bump("families_revoked")
@@ -176,7 +195,14 @@ def create_app(config: ServerConfig) -> ServerApp:
         if pair is None:
             stats.bump("refresh_failed")
             return _error(request, 401, "Unauthorized")
-        stats.bump("refresh_ok")
+        if reused:
+            logger.info(
+                "refresh token presented again within the reuse interval: family %s [%s]",
+                result.family_id,
+                request.scope.get("nsdk.request_id"),
+            )
+        else:
+            stats.bump("refresh_ok")
         return JSONResponse(
             {"accessToken": pair.access_token, "refreshToken": pair.refresh_token},
             headers={"Cache-Control": "no-store"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import secrets
 import socket
@@ -36,6 +37,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one")
     p.add_argument("--access-ttl", type=float, default=300.0, help="access-token TTL, seconds")
     p.add_argument("--refresh-ttl", type=float, default=86400.0, help="refresh-token TTL, seconds")
+    p.add_argument(
+        "--refresh-reuse-interval",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="answer a repeat of the just rotated refresh token within this many seconds of its"
+        " rotation with the same current pair instead of revoking the family; 0: always replay",
+    )
     p.add_argument("--db", metavar="PATH", help="SQLite file (survives restarts); default memory")
     p.add_argument("--secret", help="HS256 key (default: $NSDK_SERVER_SECRET, else random)")
     p.add_argument("--faults", action="store_true", help="mount the /_nsdk test control API")
@@ -97,10 +106,13 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         raise ValueError("no users to seed")
     if args.access_ttl <= 0 or args.refresh_ttl <= 0:
         raise ValueError("--access-ttl and --refresh-ttl must be positive")
+    if not math.isfinite(args.refresh_reuse_interval) or args.refresh_reuse_interval < 0:
+        raise ValueError("--refresh-reuse-interval must be a finite number of seconds >= 0")
     return ServerConfig(
         secret=secret,
         access_ttl=args.access_ttl,
         refresh_ttl=args.refresh_ttl,
+        refresh_reuse_interval=args.refresh_reuse_interval,
         db_path=args.db,
         faults=args.faults,
         users=tuple(users),

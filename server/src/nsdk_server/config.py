@@ -123,6 +123,9 @@ class ServerConfig:
         secret: HMAC key for access tokens (HS256).
         access_ttl: access-token lifetime in seconds (at least this, less than one more second).
         refresh_ttl: refresh-token lifetime in seconds.
+        refresh_reuse_interval: seconds after a rotation during which presenting the rotated
+            (parent) token again answers with the family's current, unused child refresh token
+            instead of counting as replay; 0 (the default) makes every repeat a replay.
         db_path: SQLite file, or None for an in-memory database.
         faults: mount the test control API under `/_nsdk` (fault injection and stats).
         users: the seeded users.
@@ -136,6 +139,7 @@ class ServerConfig:
     secret: bytes = field(repr=False)
     access_ttl: float = 300.0
     refresh_ttl: float = 86400.0
+    refresh_reuse_interval: float = 0.0
     db_path: str | None = None
     faults: bool = False
     users: tuple[UserSeed, ...] = (DEFAULT_USER,)

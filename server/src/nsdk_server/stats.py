@@ -1,4 +1,10 @@
-"""Counters the test control API reports (`GET /_nsdk/stats`)."""
+"""Counters the test control API reports (`GET /_nsdk/stats`).
+
+Besides plain counters, `Stats` counts how often each refresh token was presented (by its SHA-256,
+in memory, until `reset`), so a test can prove a client never sends the same refresh token twice:
+`refresh_presented_max <= 1`, or at least `refresh_represented_outside_reuse == 0` when the server
+runs with a reuse interval.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,10 @@ _COUNTERS = (
     "refresh_requests",  # refresh requests received (same as requests["refresh"])
     "refresh_ok",  # refresh tokens rotated
     "refresh_failed",  # refreshes answered 401 (unknown, expired, revoked or replayed token)
+    "refresh_reused",  # parents presented again within the reuse interval, answered 200
+    "refresh_presented_max",  # the most presentations of any single refresh token
+    "refresh_represented",  # distinct refresh tokens presented more than once
+    "refresh_represented_outside_reuse",  # repeats not answered by the reuse interval
     "replays",  # already rotated refresh tokens presented to a live family
     "families_revoked",  # families revoked because of replay (logout is counted in "logouts")
     "logouts",  # sessions revoked by logout
@@ -32,13 +42,15 @@ class Stats:
         self._lock = threading.Lock()
         self._requests: dict[str, int] = {}
         self._counters: dict[str, int] = {}
+        self._presented: dict[str, int] = {}
         self.reset()
 
     def reset(self) -> None:
-        """Set every counter back to zero."""
+        """Set every counter back to zero and forget the presented refresh tokens."""
         with self._lock:
             self._requests = dict.fromkeys(OPERATIONS, 0)
             self._counters = dict.fromkeys(_COUNTERS, 0)
+            self._presented = {}
 
     def request(self, op: str) -> None:
         """Count one received request for an operation."""
@@ -51,6 +63,28 @@ class Stats:
         """Add to a named counter."""
         with self._lock:
             self._counters[name] += by
+
+    def refresh_presented(self, token_hash: str, *, reused: bool, replay: bool) -> None:
+        """Count one presentation of a refresh token whose rotation the server attempted.
+
+        Args:
+            token_hash: the SHA-256 of the presented token (never the token itself).
+            reused: the reuse interval answered it (counted in `refresh_reused`).
+            replay: the token was already used (replay, the family is now revoked). A replay,
+                or any repeat of an earlier presented token, that the reuse interval did not
+                answer counts in `refresh_represented_outside_reuse`.
+        """
+        with self._lock:
+            before = self._presented.get(token_hash, 0)
+            self._presented[token_hash] = before + 1
+            counters = self._counters
+            counters["refresh_presented_max"] = max(counters["refresh_presented_max"], before + 1)
+            if before == 1:
+                counters["refresh_represented"] += 1
+            if reused:
+                counters["refresh_reused"] += 1
+            elif replay or before:
+                counters["refresh_represented_outside_reuse"] += 1
 
     def snapshot(self) -> dict[str, Any]:
         """Return `{"requests": {op: n}, <counter>: n, ...}`."""

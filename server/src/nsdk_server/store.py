@@ -4,6 +4,10 @@ One connection, guarded by one lock, used synchronously (each call is a few micr
 "database is locked", and every multi-statement change runs in one transaction under the lock, so
 rotation is atomic even when two requests present the same refresh token at once. A file database
 (`--db PATH`) uses WAL and survives a restart; the default is in memory.
+
+The reuse interval is decided here too, in the same transaction: the caller passes the hash of the
+presented token's deterministic successor (see `tokens`), so a repeated parent is recognised by
+finding that successor still unused in the family, without any token stored in plaintext.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class RotateOutcome(enum.Enum):
     """What presenting a refresh token led to."""
 
     ROTATED = "rotated"  # one-time token consumed, a successor issued in the same family
+    REUSED = "reused"  # the current token's parent, again within the reuse interval: same child
     UNKNOWN = "unknown"  # never issued (or purged after expiry)
     EXPIRED = "expired"  # issued, unused, but past its lifetime
     REVOKED = "revoked"  # its family was already revoked (logout or earlier replay)
@@ -124,10 +129,29 @@ class Store:
         self._maybe_purge(now)
         return family_id
 
-    def rotate(self, old_hash: str, new_hash: str, now: float, expires_at: float) -> RotateResult:
+    def rotate(
+        self,
+        old_hash: str,
+        new_hash: str,
+        now: float,
+        expires_at: float,
+        *,
+        reuse_interval: float = 0.0,
+    ) -> RotateResult:
         """Consume a refresh token and store its successor, atomically.
 
         An already consumed token is replay: its whole family is revoked in the same transaction.
+        The one exception is the reuse interval: if the consumed token was rotated at most
+        `reuse_interval` seconds ago and its successor (`new_hash`) is still the family's unused
+        token, the outcome is REUSED and nothing changes.
+
+        Args:
+            old_hash: hash of the presented token.
+            new_hash: hash of its successor, derived deterministically from the presented token.
+            now: the current time.
+            expires_at: the successor's expiry, if it is stored now.
+            reuse_interval: seconds after a rotation during which its parent may be presented
+                again (0: never).
         """
         with self._transaction() as db:
             row = db.execute(
@@ -142,6 +166,9 @@ class Store:
             if revoked_at is not None:
                 return RotateResult(RotateOutcome.REVOKED, family_id, user_id)
             if used_at is not None:
+                reused = self._reuse(db, family_id, used_at, new_hash, now, reuse_interval)
+                if reused is not None:
+                    return RotateResult(reused, family_id, user_id)
                 self._revoke(db, family_id, now, "replay")
                 return RotateResult(RotateOutcome.REPLAY, family_id, user_id)
             if token_expires <= now:
@@ -159,6 +186,33 @@ class Store:
                 (new_hash, family_id, now, expires_at),
             )
         return RotateResult(RotateOutcome.ROTATED, family_id, user_id)
+
+    @staticmethod
+    def _reuse(
+        db: sqlite3.Connection,
+        family_id: str,
+        used_at: float,
+        child_hash: str,
+        now: float,
+        reuse_interval: float,
+    ) -> RotateOutcome | None:
+        """Decide a repeat within the reuse interval: REUSED, EXPIRED, or None for replay.
+
+        Only the parent of the family's current token qualifies: its successor must be the
+        family's unused token (each rotation leaves exactly one), so an older ancestor, whose
+        successor is used, and a parent whose child was rotated in turn are replay.
+        """
+        if reuse_interval <= 0 or now - used_at > reuse_interval:
+            return None
+        child = db.execute(
+            "SELECT expires_at FROM refresh_tokens"
+            " WHERE token_hash = ? AND family_id = ? AND used_at IS NULL",
+            (child_hash, family_id),
+        ).fetchone()
+        if child is None:
+            return None
+        # A child past its lifetime cannot be handed out again; refuse without revoking.
+        return RotateOutcome.REUSED if child[0] > now else RotateOutcome.EXPIRED
 
     @staticmethod
     def _revoke(db: sqlite3.Connection, family_id: str, now: float, reason: str) -> None:

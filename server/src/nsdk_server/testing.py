@@ -4,7 +4,8 @@
 yields a `ServerHandle`; `run_server_in_thread(**options)` runs the same app with uvicorn in a
 thread of this process (faster to start, shares the GIL). Options are the CLI options in snake case:
 
-    access_ttl=1, refresh_ttl=60, db="/tmp/x.sqlite3", secret="s3cret", faults=True,
+    access_ttl=1, refresh_ttl=60, refresh_reuse_interval=10,
+    db="/tmp/x.sqlite3", secret="s3cret", faults=True,
     users=[{"email": ..., "password": ..., "userId": ..., "tenantId": ...}],
     user=["a@example.com:pw:1006:2001"], no_default_user=True,
     login_account_rate="5/60" or (5, 60) or None (off), login_address_rate=..., global_rate=...,
@@ -54,6 +55,7 @@ def server_args(**options: Any) -> list[str]:
     known = {
         "access_ttl",
         "refresh_ttl",
+        "refresh_reuse_interval",
         "db",
         "secret",
         "faults",

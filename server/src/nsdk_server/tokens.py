@@ -6,11 +6,17 @@ family the login started). `exp` is an integer (RFC 7519 NumericDate) rounded *u
 `access_ttl` seconds and rejected from `access_ttl + 1` seconds on. With `--access-ttl 1`, a token
 is therefore always rejected 2 seconds after it was issued.
 
-Refresh tokens are `secrets.token_urlsafe(32)`; the server keeps only their SHA-256 (see `store`).
+A login's refresh token is `secrets.token_urlsafe(32)`; each successor is derived from its parent,
+`urlsafe_b64(HMAC-SHA256(secret, b"nsdk-refresh-successor:" + parent))` without padding (43
+characters, the same shape), so that a parent presented again within the reuse interval lets the
+server recompute the child it already issued. The server keeps only SHA-256 hashes (see `store`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import math
 import secrets
 import time
@@ -25,6 +31,7 @@ __all__ = ["AccessClaims", "IssuedPair", "TokenService"]
 
 _ALGORITHM = "HS256"
 _REQUIRED = ["sub", "tid", "exp", "iat", "jti", "fam"]
+_SUCCESSOR_LABEL = b"nsdk-refresh-successor:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,24 +64,36 @@ class TokenService:
         *,
         access_ttl: float,
         refresh_ttl: float,
+        refresh_reuse_interval: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Create the service.
 
         Args:
             store: the token state.
-            secret: the HS256 key.
+            secret: the HS256 key, also the key that derives successor refresh tokens.
             access_ttl: access-token lifetime in seconds (> 0).
             refresh_ttl: refresh-token lifetime in seconds (> 0).
+            refresh_reuse_interval: seconds after a rotation during which the rotated token may
+                be presented again for the same child (>= 0; 0: every repeat is replay).
             clock: wall clock in seconds since the epoch (injected for tests).
         """
         if access_ttl <= 0 or refresh_ttl <= 0:
             raise ValueError("token lifetimes must be positive")
+        if not refresh_reuse_interval >= 0:  # also refuses NaN
+            raise ValueError("the refresh reuse interval must not be negative")
         self._store = store
         self._secret = secret
         self._access_ttl = access_ttl
         self._refresh_ttl = refresh_ttl
+        self._reuse_interval = refresh_reuse_interval
         self._clock = clock
+
+    def successor(self, refresh_token: str) -> str:
+        """Return the refresh token that rotating `refresh_token` issues (deterministic)."""
+        parent = refresh_token.encode("utf-8", "surrogatepass")
+        digest = hmac.new(self._secret, _SUCCESSOR_LABEL + parent, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
     def _access_token(self, user_id: str, tenant_id: str, family_id: str, now: float) -> str:
         claims = {
@@ -103,19 +122,26 @@ class TokenService:
     ) -> tuple[RotateResult, IssuedPair | None]:
         """Consume a refresh token; on success return the rotated pair (same family).
 
+        Success is ROTATED (a new child) or REUSED (the parent of the family's current token,
+        again within the reuse interval: the same child, with a fresh access token).
+
         Args:
             refresh_token: the presented token.
             tenant_of: maps a user id to its tenant id (None if the user is gone).
         """
         now = self._clock()
-        successor = secrets.token_urlsafe(32)
+        successor = self.successor(refresh_token)
         result = self._store.rotate(
-            hash_token(refresh_token), hash_token(successor), now, now + self._refresh_ttl
+            hash_token(refresh_token),
+            hash_token(successor),
+            now,
+            now + self._refresh_ttl,
+            reuse_interval=self._reuse_interval,
         )
         if (
             result.family_id is None
             or result.user_id is None
-            or result.outcome is not RotateOutcome.ROTATED
+            or result.outcome not in (RotateOutcome.ROTATED, RotateOutcome.REUSED)
         ):
             return result, None
         tenant_id = tenant_of(result.user_id)

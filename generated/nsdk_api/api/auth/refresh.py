@@ -83,7 +83,11 @@ def sync_detailed(
      Exchanges a refresh token for a new access token and a new refresh token. Refresh tokens are
     one-time: the presented token is revoked by this call. Presenting an already rotated token is
     treated as replay and revokes the whole token family (RFC 9700 section 4.14.2), so this
-    request must never be sent twice once its bytes may have reached the server.
+    request must never be sent twice once its bytes may have reached the server. A server may
+    have a reuse interval: a repeated presentation of the immediately previous refresh token
+    within that interval of its rotation is answered with the same current pair (the same
+    refresh token; the access token may be fresh); outside it, a repeated presentation revokes
+    the family.
 
     Args:
         body (RefreshRequest): A refresh token to rotate.
@@ -119,7 +123,11 @@ def sync(
      Exchanges a refresh token for a new access token and a new refresh token. Refresh tokens are
     one-time: the presented token is revoked by this call. Presenting an already rotated token is
     treated as replay and revokes the whole token family (RFC 9700 section 4.14.2), so this
-    request must never be sent twice once its bytes may have reached the server.
+    request must never be sent twice once its bytes may have reached the server. A server may
+    have a reuse interval: a repeated presentation of the immediately previous refresh token
+    within that interval of its rotation is answered with the same current pair (the same
+    refresh token; the access token may be fresh); outside it, a repeated presentation revokes
+    the family.
 
     Args:
         body (RefreshRequest): A refresh token to rotate.
@@ -156,7 +164,11 @@ async def asyncio_detailed(
      Exchanges a refresh token for a new access token and a new refresh token. Refresh tokens are
     one-time: the presented token is revoked by this call. Presenting an already rotated token is
     treated as replay and revokes the whole token family (RFC 9700 section 4.14.2), so this
-    request must never be sent twice once its bytes may have reached the server.
+    request must never be sent twice once its bytes may have reached the server. A server may
+    have a reuse interval: a repeated presentation of the immediately previous refresh token
+    within that interval of its rotation is answered with the same current pair (the same
+    refresh token; the access token may be fresh); outside it, a repeated presentation revokes
+    the family.
 
     Args:
         body (RefreshRequest): A refresh token to rotate.
@@ -190,7 +202,11 @@ async def asyncio(
      Exchanges a refresh token for a new access token and a new refresh token. Refresh tokens are
     one-time: the presented token is revoked by this call. Presenting an already rotated token is
     treated as replay and revokes the whole token family (RFC 9700 section 4.14.2), so this
-    request must never be sent twice once its bytes may have reached the server.
+    request must never be sent twice once its bytes may have reached the server. A server may
+    have a reuse interval: a repeated presentation of the immediately previous refresh token
+    within that interval of its rotation is answered with the same current pair (the same
+    refresh token; the access token may be fresh); outside it, a repeated presentation revokes
+    the family.
 
     Args:
         body (RefreshRequest): A refresh token to rotate.

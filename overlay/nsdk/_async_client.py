@@ -184,6 +184,8 @@ class AsyncClient(ClientBase):
             logged with its request_id); local state is cleared either way.
         """
         core = self._config.core
+        if core.state is not SessionState.ACTIVE and core.state is not SessionState.CLOSED:
+            await self._auth.reload(quiet=True)  # a peer sharing the store may be signed in
         if core.state is not SessionState.ACTIVE:
             core.signed_out()
             return False

@@ -20,6 +20,7 @@ import httpx
 from ._errors import NsdkError, TokenStoreError
 from ._session import (
     ReadStore,
+    Reload,
     SessionCore,
     StoreStep,
     WriteStore,
@@ -51,7 +52,7 @@ def store_read(store: TokenStore) -> StoredSession:
         raise TokenStoreError(
             f"{_store_name(store)}.read() failed ({type(exc).__name__})", store=_store_name(store)
         ) from exc
-    if not isinstance(value, StoredSession):
+    if not isinstance(value, StoredSession):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise TokenStoreError(
             f"{_store_name(store)}.read() returned a {type(value).__name__}; it must return "
             "nsdk.StoredSession",
@@ -70,7 +71,7 @@ def _store_write(store: TokenStore, step: WriteStore, lease: object | None) -> b
             f"{_store_name(store)}.compare_and_set() failed ({type(exc).__name__})",
             store=_store_name(store),
         ) from exc
-    if not isinstance(written, bool):
+    if not isinstance(written, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise TokenStoreError(
             f"{_store_name(store)}.compare_and_set() returned a {type(written).__name__}; it "
             "must return True or False",
@@ -174,6 +175,9 @@ class BearerAuth(httpx.Auth):
             while True:
                 if isinstance(step, httpx.Request):
                     response = yield step
+                elif isinstance(step, Reload):
+                    self.reload(quiet=True)
+                    response = None
                 else:
                     self.refresh(step.stale)
                     response = None
@@ -197,9 +201,16 @@ class BearerAuth(httpx.Auth):
         """Clear the stored session and the local one (local state even if the store fails)."""
         run_steps(sign_out_steps(self._core), self._store, None)
 
-    def reload(self) -> None:
-        """Adopt what the store holds now (told that the session changed elsewhere)."""
-        self._core.follow(store_read(self._store))
+    def reload(self, *, quiet: bool = False) -> None:
+        """Adopt what the store holds now (told that the session changed elsewhere).
+
+        ``quiet``: only adopt a peer's pair when this client has no active session; never raise.
+        """
+        stored = store_read(self._store)
+        if quiet:
+            self._core.reloaded(stored)
+        else:
+            self._core.follow(stored)
 
     def async_auth_flow(
         self, request: httpx.Request
@@ -235,6 +246,9 @@ class AsyncBearerAuth(httpx.Auth):
             while True:
                 if isinstance(step, httpx.Request):
                     response = yield step
+                elif isinstance(step, Reload):
+                    await self.reload(quiet=True)
+                    response = None
                 else:
                     await self.refresh(step.stale)
                     response = None
@@ -268,11 +282,15 @@ class AsyncBearerAuth(httpx.Auth):
         """Clear the stored session and the local one (local state even if the store fails)."""
         await arun_steps(sign_out_steps(self._core), self._store, None)
 
-    async def reload(self) -> None:
-        """Adopt what the store holds now (told that the session changed elsewhere)."""
+    async def reload(self, *, quiet: bool = False) -> None:
+        """Adopt what the store holds now (see ``BearerAuth.reload``)."""
         import asyncio
 
-        self._core.follow(await asyncio.to_thread(store_read, self._store))
+        stored = await asyncio.to_thread(store_read, self._store)
+        if quiet:
+            self._core.reloaded(stored)
+        else:
+            self._core.follow(stored)
 
     def sync_auth_flow(
         self, request: httpx.Request

@@ -19,10 +19,10 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 from ._errors import (
     ConfigurationError,
@@ -57,6 +57,14 @@ def _encode(session: StoredSession) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
+def _object(value: object) -> dict[str, object]:
+    return cast(dict[str, object], value) if isinstance(value, dict) else {}
+
+
+def _number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _decode(raw: bytes, where: str) -> StoredSession:
     # Every way the content can be wrong is one typed error naming the file, never its content.
     def bad(why: str) -> TokenStoreCorruptError:
@@ -68,12 +76,12 @@ def _decode(raw: bytes, where: str) -> StoredSession:
     if not raw.strip():
         raise bad("the file is empty")
     try:
-        data: Any = json.loads(raw)
+        data: object = json.loads(raw)
     except (ValueError, RecursionError):
         raise bad("the file is not valid JSON (torn or corrupt)") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    fields = _object(data)
+    if fields.get("format") != FORMAT:
         raise bad("the file is not an nsdk session file")
-    fields = cast(dict[str, Any], data)
     if fields.get("version") != VERSION:
         raise bad(
             f"the file has format version {fields.get('version')!r}, this nsdk reads {VERSION}"
@@ -88,24 +96,18 @@ def _decode(raw: bytes, where: str) -> StoredSession:
         raise bad("the file's generation or state is invalid")
     pair: Tokens | None = None
     if tokens is not None:
-        if not isinstance(tokens, dict):
-            raise bad("the file's tokens are invalid")
-        access, refresh = (
-            cast(dict[str, Any], tokens).get("access_token"),
-            tokens.get("refresh_token"),
-        )
+        values = _object(tokens)
+        access, refresh = values.get("access_token"), values.get("refresh_token")
         if not isinstance(access, str) or not isinstance(refresh, str) or not access or not refresh:
             raise bad("the file's tokens are invalid")
         pair = Tokens(access_token=access, refresh_token=refresh)
     in_flight: RefreshInFlight | None = None
     if record is not None:
-        times = cast(dict[str, Any], record) if isinstance(record, dict) else {}
+        times = _object(record)
         started, deadline = times.get("started_at"), times.get("deadline")
-        if not all(
-            isinstance(t, int | float) and not isinstance(t, bool) for t in (started, deadline)
-        ):
+        if not (_number(started) and _number(deadline)):
             raise bad("the file's refresh record is invalid")
-        in_flight = RefreshInFlight(started_at=float(started), deadline=float(deadline))  # type: ignore[arg-type]
+        in_flight = RefreshInFlight(started_at=float(started), deadline=float(deadline))
     return StoredSession(generation, pair, in_flight, expired)
 
 
@@ -221,7 +223,7 @@ class FileTokenStore:
     # -- helpers --------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _locked(self, threads: threading.Lock, lock: Any, doing: str) -> Iterator[None]:
+    def _locked(self, threads: threading.Lock, lock: Any, doing: str) -> Generator[None]:
         from filelock import Timeout
 
         start = time.monotonic()

@@ -65,6 +65,9 @@ _ALLOWED: Mapping[SessionState, frozenset[SessionState]] = {
     SessionState.CLOSED: frozenset({SessionState.CLOSED}),
 }
 
+#: States in which a client adopts a session a peer stored (a closed client stays closed).
+_RELOADABLE = frozenset({SessionState.SIGNED_OUT, SessionState.EXPIRED})
+
 _NOT_AUTHENTICATED = {
     SessionState.SIGNED_OUT: "not signed in: call login() before a protected call",
     SessionState.EXPIRED: "the session expired (refresh was refused): call login() again",
@@ -97,6 +100,14 @@ class Refresh:
     """Step of ``auth_steps``: make sure the access token ``stale`` is replaced."""
 
     stale: str
+
+
+@attrs.frozen
+class Reload:
+    """Step of ``auth_steps``: adopt the store's session if this client has none active."""
+
+
+RELOAD = Reload()
 
 
 @attrs.frozen
@@ -265,6 +276,18 @@ class SessionCore:
             leeway = min(leeway, max(0.0, exp - tokens.issued_at) / 2)
         return exp - leeway
 
+    def active(self) -> bool:
+        """Whether this client holds an active session (the hot path's only check)."""
+        return self._state is SessionState.ACTIVE
+
+    def reloaded(self, stored: StoredSession) -> None:
+        """Adopt a peer's pair if this client is signed out or expired (never raises)."""
+        with self._lock:
+            if stored.tokens is None or self._state not in _RELOADABLE:
+                return
+            self._hold(stored)
+            self._unsaved = None
+
     def replaced(self, stale: str) -> bool:
         """Whether this client already holds a newer token than ``stale``.
 
@@ -334,13 +357,17 @@ class SessionCore:
         if self._on_refreshed is not None:
             self._on_refreshed(stored.tokens)
 
-    def unsaved(self, generation: int, tokens: Tokens) -> None:
-        """Hold a rotated pair the store failed to save (it is written at the next refresh)."""
+    def unsaved(self, expected: int, stored: StoredSession) -> None:
+        """Hold a rotated pair the store failed to write over generation ``expected``.
+
+        It is written at the next refresh, if the store is still at that generation.
+        """
+        assert stored.tokens is not None
         with self._lock:
-            self._hold(StoredSession(generation, tokens))
-            self._unsaved = generation
+            self._hold(stored)
+            self._unsaved = expected
         if self._on_refreshed is not None:
-            self._on_refreshed(tokens)
+            self._on_refreshed(stored.tokens)
 
     def pending_write(self) -> tuple[int, Tokens] | None:
         """A rotated pair still to be stored over generation N (see ``unsaved``), or None."""
@@ -467,6 +494,7 @@ def refresh_steps(core: SessionCore, stale: str) -> Generator[StoreStep, object,
         core.follow(_stored((yield READ)))  # the critical section was lost: follow the store
         return
     sends = 2 if core.reuse_interval > 0 else 1  # one resend of a lost answer, if reusable
+    tokens: object = None
     for attempt in range(1, sends + 1):
         try:
             tokens = yield SendRefresh(stored.tokens.refresh_token)
@@ -486,7 +514,7 @@ def refresh_steps(core: SessionCore, stale: str) -> Generator[StoreStep, object,
     try:
         written = yield WriteStore(marked.generation, new)
     except TokenStoreError:
-        core.unsaved(new.generation, tokens)  # keep working from memory; stored next time
+        core.unsaved(marked.generation, new)  # keep working from memory; stored next time
         raise
     if not written:
         core.follow(_stored((yield READ)))  # e.g. a logout meanwhile: stay signed out
@@ -552,12 +580,14 @@ def resign(core: SessionCore, request: httpx.Request, origin: httpx.URL) -> None
 
 def auth_steps(
     core: SessionCore, request: httpx.Request, origin: httpx.URL
-) -> Generator[httpx.Request | Refresh, httpx.Response | None, None]:
+) -> Generator[httpx.Request | Refresh | Reload, httpx.Response | None, None]:
     """The bearer algorithm: the shells send the requests it yields and refresh when it asks.
 
     1. An operation the spec marks unauthenticated (login, refresh) is sent as is.
     2. A request to another origin is sent without the token (the token never leaves its origin).
-    3. Otherwise: refresh first if the JWT is about to expire; send with the bearer token;
+    3. Without an active session here, the store is read once (a peer may have signed in);
+       still none: ``NotAuthenticatedError``, nothing sent.
+    4. Otherwise: refresh first if the JWT is about to expire; send with the bearer token;
        on 401, refresh (single-flight) and resend once. A second 401 goes to the caller, unless
        the token it carried is stale (replaced meanwhile, or expired while the request waited
        out a 429): then refresh and resend again, at most ``MAX_STALE_RESENDS`` more times.
@@ -566,6 +596,8 @@ def auth_steps(
     if not _protected(request, origin):
         yield request
         return
+    if not core.active():
+        yield RELOAD  # not signed in here: a peer sharing the store may be
     tokens = core.current()
     if core.due_for_refresh(tokens):
         yield Refresh(tokens.access_token)
@@ -589,8 +621,10 @@ __all__ = [
     "MAX_STALE_RESENDS",
     "MAX_WRITE_ATTEMPTS",
     "READ",
+    "RELOAD",
     "ReadStore",
     "Refresh",
+    "Reload",
     "SendRefresh",
     "Session",
     "SessionCore",

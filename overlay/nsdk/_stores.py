@@ -21,7 +21,7 @@ import contextlib
 import inspect
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -109,7 +109,7 @@ class _Record:
         self._name = name
 
     @contextlib.contextmanager
-    def refresh_lock(self) -> Iterator[None]:
+    def refresh_lock(self) -> Generator[None]:
         # A plain Lock, not an RLock: the async client enters and leaves it from worker threads.
         if not self._refresh.acquire(timeout=self._timeout):
             raise TokenStoreBusyError(
@@ -197,7 +197,7 @@ class BasicStoreAdapter:
 
     def _load(self) -> Tokens | None:
         loaded: object = self._basic.load()
-        if loaded is not None and not isinstance(loaded, Tokens):
+        if loaded is not None and not isinstance(loaded, Tokens):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TokenStoreError(
                 f"{self._name}.load() returned a {type(loaded).__name__}; it must return "
                 "nsdk.Tokens or None",

@@ -178,9 +178,10 @@ class FileTokenStore:
     def _ensure_directory(self) -> None:
         directory = self.path.parent
         try:
-            if not directory.exists():
-                directory.mkdir(mode=0o700, parents=True)
-                directory.chmod(0o700)  # whatever the umask
+            missing = [d for d in (directory, *directory.parents) if not d.exists()]
+            for level in reversed(missing):  # each level 0700, whatever the umask
+                level.mkdir(mode=0o700, exist_ok=True)
+                level.chmod(0o700)
             self._refuse_unsafe(directory.stat(), "directory", directory, 0o022)
         except OSError as exc:
             raise self._error(exc, "create or check its directory") from exc

@@ -7,6 +7,7 @@ typed code breaks this file first.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import nsdk
@@ -41,7 +42,7 @@ def on_expired(error: nsdk.SessionExpiredError) -> None:
 
 def sync_usage(password: str) -> str:
     policy = nsdk.RetryPolicy(max_attempts=3, max_retry_after=5.0)
-    store: nsdk.TokenStore = FileStore()
+    store: nsdk.BasicTokenStore = FileStore()  # the 0.1 protocol is still accepted
     with nsdk.Client(
         base_url="https://api.example.com",
         retry=policy,
@@ -71,6 +72,26 @@ def sync_usage(password: str) -> str:
         revoked: bool = client.logout()
         del revoked, state
         return session.tenant_id + me.email + detailed.parsed.user_id
+
+
+def shared_usage(path: Path) -> int:
+    store: nsdk.TokenStore = nsdk.FileTokenStore(path, lock_timeout=5.0)
+    memory: nsdk.TokenStore = nsdk.MemoryTokenStore()
+    snapshot: nsdk.StoredSession = store.read()
+    record: nsdk.RefreshInFlight | None = snapshot.refreshing
+    del record, memory
+    with nsdk.Client(
+        base_url="https://api.example.com", token_store=store, refresh_reuse_interval=10.0
+    ) as client:
+        state: nsdk.SessionState = client.reload_session()
+        del state
+    try:
+        with store.refresh_lock():
+            pass
+    except nsdk.TokenStoreBusyError as exc:
+        where: str = exc.store
+        del where
+    return snapshot.generation
 
 
 async def async_usage(password: str) -> str:

@@ -300,24 +300,42 @@ class AsyncBearerAuth(httpx.Auth):
 
 
 async def _enter_in_thread(section: AbstractContextManager[object]) -> object:
-    """Enter a blocking context manager in a worker thread, without leaking it on cancellation.
+    """Enter a blocking context manager in a thread of its own, without leaking it on cancel.
 
-    If the waiting task is cancelled, the thread still finishes its wait; when it does get in,
-    the section is left again at once, so a cancelled waiter never keeps the lock.
+    A thread of its own, not the loop's default executor: clients waiting for a lock must not
+    take the workers that the lock's holder needs for its own store calls. If the waiting task
+    is cancelled, the thread still finishes its wait, and leaves the section at once if it got
+    in, so a cancelled waiter never keeps the lock.
     """
     import asyncio
 
-    entering = asyncio.ensure_future(asyncio.to_thread(section.__enter__))
-    try:
-        return await asyncio.shield(entering)
-    except asyncio.CancelledError:
+    loop = asyncio.get_running_loop()
+    entered: asyncio.Future[object] = loop.create_future()
 
-        def leave(done: asyncio.Future[object]) -> None:
-            if not done.cancelled() and done.exception() is None:
+    def settle(value: object, error: BaseException | None) -> None:
+        if entered.cancelled():
+            if error is None:
+                section.__exit__(None, None, None)
+        elif error is not None:
+            entered.set_exception(error)
+        else:
+            entered.set_result(value)
+
+    def wait() -> None:
+        value: object = None
+        error: BaseException | None = None
+        try:
+            value = section.__enter__()
+        except BaseException as exc:  # delivered to the waiting task
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, value, error)
+        except RuntimeError:  # the loop is closed: nobody will use the section
+            if error is None:
                 section.__exit__(None, None, None)
 
-        entering.add_done_callback(leave)
-        raise
+    threading.Thread(target=wait, name="nsdk-store-lock", daemon=True).start()
+    return await entered
 
 
 __all__ = ["AsyncBearerAuth", "BearerAuth", "arun_steps", "run_steps", "store_read"]

@@ -349,3 +349,54 @@ def test_wrong_stores_are_refused_at_construction(
     """A store of the wrong shape or returning the wrong value: a typed error, at construction."""
     with pytest.raises(error, match=match):
         client_factory(kind, token_store=store)
+
+
+async def test_cancelled_lock_waiter_never_keeps_the_lock(
+    client_factory: Callable[..., Driver], server: FakeServer
+):
+    """An async refresh cancelled while waiting for the store's lock leaves it free afterwards."""
+    import asyncio
+
+    store = nsdk.MemoryTokenStore(lock_timeout=5.0)
+    drv = client_factory("async", token_store=store)
+    await drv.login()
+    server.calls.clear()
+    release = threading.Event()
+    held = threading.Event()
+
+    def holder() -> None:
+        with store.refresh_lock():
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(10)
+    waiter = asyncio.ensure_future(drv.refresh())
+    await asyncio.sleep(0.05)  # the waiter's thread is blocked on the lock
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    release.set()
+    thread.join()
+    await asyncio.sleep(0.05)  # the waiter's thread gets in, sees the cancel, leaves
+    with store.refresh_lock():  # free again (would raise TokenStoreBusyError after 5 s)
+        pass
+    assert server.seq == []
+
+
+async def test_many_async_clients_in_one_loop_refresh_once(
+    client_factory: Callable[..., Driver], server: FakeServer
+):
+    """12 AsyncClients of one loop on one store (more than its default workers): one refresh."""
+    import asyncio
+
+    store = nsdk.MemoryTokenStore(lock_timeout=5.0)
+    first = client_factory("async", token_store=store)
+    await first.login()
+    clients = [first] + [client_factory("async", token_store=store) for _ in range(11)]
+    server.calls.clear()
+    server.expire_access()
+    await asyncio.gather(*(c.me() for c in clients))
+    assert [op for op, _ in server.seq].count("refresh") == 1
+    assert server.seq.count(("me", "access-2")) == 12

@@ -92,6 +92,14 @@ def _store_lock(store: TokenStore) -> AbstractContextManager[object]:
         ) from exc
 
 
+def _advance(steps: Steps, value: object, error: NsdkError | None) -> StoreStep | None:
+    # The next step, given the last one's result or error; None when the algorithm is done.
+    try:
+        return steps.send(value) if error is None else steps.throw(error)
+    except StopIteration:
+        return None
+
+
 def run_steps(
     steps: Steps,
     store: TokenStore,
@@ -101,11 +109,7 @@ def run_steps(
     """Execute store steps synchronously; errors of a step are thrown back into ``steps``."""
     value: object = None
     error: NsdkError | None = None
-    while True:
-        try:
-            step = steps.send(value) if error is None else steps.throw(error)
-        except StopIteration:
-            return
+    while (step := _advance(steps, value, error)) is not None:
         value, error = None, None
         try:
             if isinstance(step, ReadStore):
@@ -130,11 +134,7 @@ async def arun_steps(
 
     value: object = None
     error: NsdkError | None = None
-    while True:
-        try:
-            step = steps.send(value) if error is None else steps.throw(error)
-        except StopIteration:
-            return
+    while (step := _advance(steps, value, error)) is not None:
         value, error = None, None
         try:
             if isinstance(step, ReadStore):

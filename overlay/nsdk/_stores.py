@@ -166,10 +166,16 @@ class MemoryTokenStore:
     ) -> bool:
         """Store ``new`` if the stored generation is ``expected``."""
         with self._record.write_lock:
-            if self._record.value.generation != expected:
+            old = self._record.value
+            if old.generation != expected:
                 return False
+            self._written(old, new)
             self._record.value = new
             return True
+
+    def _written(self, old: StoredSession, new: StoredSession) -> None:
+        # Called under the write lock before ``new`` is recorded (the adapter writes through).
+        return None
 
     def refresh_lock(self) -> AbstractContextManager[object]:
         """The refresh critical section (threads and tasks of this process)."""
@@ -183,7 +189,7 @@ class MemoryTokenStore:
         )
 
 
-class BasicStoreAdapter:
+class BasicStoreAdapter(MemoryTokenStore):
     """A ``TokenStore`` over a 0.1-style ``load``/``save``/``clear`` store (one process).
 
     The session is coordinated in memory, for the clients of this process that share the store
@@ -193,41 +199,21 @@ class BasicStoreAdapter:
     def __init__(self, basic: BasicTokenStore, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         self._basic = basic
         self._name = type(basic).__name__
-        self._record = _Record(self._load(), lock_timeout, self._name)
-
-    def _load(self) -> Tokens | None:
-        loaded: object = self._basic.load()
+        loaded: object = basic.load()
         if loaded is not None and not isinstance(loaded, Tokens):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TokenStoreError(
                 f"{self._name}.load() returned a {type(loaded).__name__}; it must return "
                 "nsdk.Tokens or None",
                 store=self._name,
             )
-        return loaded
+        super().__init__(loaded, lock_timeout=lock_timeout)
 
-    def read(self) -> StoredSession:
-        """Return the session as coordinated in this process."""
-        return self._record.value
-
-    def compare_and_set(
-        self, expected: int, new: StoredSession, lease: object | None = None
-    ) -> bool:
-        """Store ``new`` if the generation is ``expected``; write the pair through."""
-        with self._record.write_lock:
-            old = self._record.value
-            if old.generation != expected:
-                return False
-            if new.tokens is not old.tokens:
-                if new.tokens is None:
-                    self._basic.clear()
-                else:
-                    self._basic.save(new.tokens)
-            self._record.value = new
-            return True
-
-    def refresh_lock(self) -> AbstractContextManager[object]:
-        """The refresh critical section (this process only)."""
-        return self._record.refresh_lock()
+    def _written(self, old: StoredSession, new: StoredSession) -> None:
+        if new.tokens is not old.tokens:
+            if new.tokens is None:
+                self._basic.clear()
+            else:
+                self._basic.save(new.tokens)
 
     def __repr__(self) -> str:
         return f"BasicStoreAdapter({self._name})"

@@ -10,6 +10,7 @@ Refresh is I/O under a lock, which is why they override ``sync_auth_flow`` and
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import AbstractContextManager
@@ -80,16 +81,27 @@ def _store_write(store: TokenStore, step: WriteStore, lease: object | None) -> b
     return written
 
 
-def _store_lock(store: TokenStore) -> AbstractContextManager[object]:
+def _lock_failed(store: TokenStore, exc: Exception) -> TokenStoreError:
+    return TokenStoreError(
+        f"{_store_name(store)}.refresh_lock() failed ({type(exc).__name__})",
+        store=_store_name(store),
+    )
+
+
+@contextlib.contextmanager
+def _store_lock(store: TokenStore) -> Generator[object]:
+    """The store's refresh critical section; a foreign error entering it is a TokenStoreError."""
     try:
-        return store.refresh_lock()
+        section = store.refresh_lock()
+        lease = section.__enter__()
     except NsdkError:
         raise
     except Exception as exc:
-        raise TokenStoreError(
-            f"{_store_name(store)}.refresh_lock() failed ({type(exc).__name__})",
-            store=_store_name(store),
-        ) from exc
+        raise _lock_failed(store, exc) from exc
+    try:
+        yield lease
+    finally:
+        section.__exit__(None, None, None)
 
 
 def _advance(steps: Steps, value: object, error: NsdkError | None) -> StoreStep | None:

@@ -21,7 +21,7 @@
     ├── TokenStoreError                the token store could not be used; what it holds is untouched
     │   ├── TokenStoreBusyError        the refresh critical section was not entered in time (retry)
     │   ├── TokenStoreCorruptError     the stored session cannot be read (torn, empty, unknown)
-    │   └── TokenStorePermissionError  the store file is readable by others or not ours (like ssh)
+    │   └── TokenStorePermissionError  the store is open to others or not ours (as ssh refuses)
     ├── ConfigurationError             the client was configured unsafely or wrongly
     │   └── InsecureTransportError     http:// to a non-loopback host without explicit opt-in
     └── ClientClosedError              the client was closed; create a new one
@@ -223,9 +223,10 @@ class TokenStoreCorruptError(TokenStoreError):
 
 
 class TokenStorePermissionError(TokenStoreError):
-    """The store is readable or writable by others, or owned by another user (refused, as ssh does).
+    """The store file is open to others, its directory writable by others, or either not ours.
 
-    Fix the permissions (``chmod 600`` the file, ``chmod 700`` its directory) or the owner.
+    Refused, as ssh does. Fix the permissions (``chmod 600`` the file, ``chmod 700`` its
+    directory) or the owner.
     """
 
 

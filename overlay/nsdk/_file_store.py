@@ -6,8 +6,9 @@
   section holds ``<file>.lock``. Both are ``filelock.FileLock`` (flock): the kernel releases
   them when their holder dies, and the files are never deleted (deleting lock files lets two
   holders in at once: azure-cli #20252).
-* The file is 0600 and its directory 0700, created so whatever the umask. Like ssh, a file or
-  directory that others can access, or that another user owns, is refused.
+* The file is 0600 and its directory 0700, created so whatever the umask. Like ssh, a file that
+  others can read or write, a directory that others can write, or either owned by another user,
+  is refused. POSIX only (the checks need ``os.geteuid``).
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ class FileTokenStore:
             raise ConfigurationError(
                 "FileTokenStore needs the 'file' extra: pip install 'nsdk[file]'"
             ) from None
+        if os.name != "posix":  # pragma: no cover - the suite runs on Linux
+            raise ConfigurationError("FileTokenStore needs a POSIX system (flock, file modes)")
         self.path = Path(path).absolute()
         self.lock_timeout = lock_timeout
         self._where = str(self.path)
@@ -155,10 +158,11 @@ class FileTokenStore:
     # -- checks ---------------------------------------------------------------------------
 
     def _refuse_unsafe(self, st: os.stat_result, what: str, path: Path, mask: int) -> None:
-        if st.st_uid != os.geteuid():
+        euid = os.geteuid()  # at each check: a process may change its user
+        if st.st_uid != euid:
             raise TokenStorePermissionError(
                 f"{path}: the {what} is owned by uid {st.st_uid}, not by this user "
-                f"({os.geteuid()}); refusing to use it",
+                f"({euid}); refusing to use it",
                 store=self._where,
             )
         if st.st_mode & mask:

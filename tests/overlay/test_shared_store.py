@@ -400,3 +400,29 @@ async def test_many_async_clients_in_one_loop_refresh_once(
     await asyncio.gather(*(c.me() for c in clients))
     assert [op for op, _ in server.seq].count("refresh") == 1
     assert server.seq.count(("me", "access-2")) == 12
+
+
+class BrokenLockStore(nsdk.MemoryTokenStore):
+    """A store whose critical section fails on entry with a foreign exception."""
+
+    def refresh_lock(self) -> Any:
+        class Broken:
+            def __enter__(self) -> None:
+                raise RuntimeError("lock service down")
+
+            def __exit__(self, *exc: object) -> None:
+                raise AssertionError("never entered, never left")
+
+        return Broken()
+
+
+async def test_foreign_error_entering_a_store_lock_is_a_token_store_error(
+    make: Callable[..., Driver], server: FakeServer
+):
+    """A custom store's lock raising RuntimeError on entry: TokenStoreError, nothing sent."""
+    drv = make(token_store=BrokenLockStore())
+    await drv.login()
+    server.calls.clear()
+    with pytest.raises(nsdk.TokenStoreError, match=r"refresh_lock\(\) failed \(RuntimeError\)"):
+        await drv.refresh()
+    assert server.seq == [] and drv.state is nsdk.SessionState.ACTIVE

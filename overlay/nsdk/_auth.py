@@ -19,17 +19,15 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ._errors import NsdkError, TokenStoreError
-from ._session import (
+from ._refresh import (
     ReadStore,
-    Reload,
-    SessionCore,
     StoreStep,
     WriteStore,
-    auth_steps,
     refresh_steps,
     sign_in_steps,
     sign_out_steps,
 )
+from ._session import Reload, SessionCore, auth_steps
 from ._stores import TokenStore
 from ._tokens import StoredSession, Tokens
 

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
 import tempfile
@@ -23,93 +22,19 @@ import time
 from collections.abc import Generator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, TypeGuard, cast
+from typing import Any
 
+from ._codec import decode_session, encode_session
 from ._errors import (
     ConfigurationError,
     TokenStoreBusyError,
-    TokenStoreCorruptError,
     TokenStoreError,
     TokenStorePermissionError,
 )
 from ._stores import DEFAULT_LOCK_TIMEOUT
-from ._tokens import RefreshInFlight, StoredSession, Tokens
+from ._tokens import StoredSession
 
-#: The format marker and version of the file; another version is refused, not guessed at.
-FORMAT = "nsdk-session"
-VERSION = 1
-
-
-def _encode(session: StoredSession) -> bytes:
-    tokens = session.tokens
-    record = session.refreshing
-    data = {
-        "format": FORMAT,
-        "version": VERSION,
-        "generation": session.generation,
-        "tokens": None
-        if tokens is None
-        else {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token},
-        "refreshing": None
-        if record is None
-        else {"started_at": record.started_at, "deadline": record.deadline},
-        "expired": session.expired,
-    }
-    return json.dumps(data, separators=(",", ":")).encode()
-
-
-def _object(value: object) -> dict[str, object]:
-    return cast(dict[str, object], value) if isinstance(value, dict) else {}
-
-
-def _number(value: object) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _decode(raw: bytes, where: str) -> StoredSession:
-    # Every way the content can be wrong is one typed error naming the file, never its content.
-    def bad(why: str) -> TokenStoreCorruptError:
-        return TokenStoreCorruptError(
-            f"{where}: {why}; nothing was changed: delete the file and sign in again",
-            store=where,
-        )
-
-    if not raw.strip():
-        raise bad("the file is empty")
-    try:
-        data: object = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise bad("the file is not valid JSON (torn or corrupt)") from None
-    fields = _object(data)
-    if fields.get("format") != FORMAT:
-        raise bad("the file is not an nsdk session file")
-    if fields.get("version") != VERSION:
-        raise bad(
-            f"the file has format version {fields.get('version')!r}, this nsdk reads {VERSION}"
-        )
-    generation, tokens, record, expired = (
-        fields.get("generation"),
-        fields.get("tokens"),
-        fields.get("refreshing"),
-        fields.get("expired"),
-    )
-    if type(generation) is not int or generation < 0 or not isinstance(expired, bool):
-        raise bad("the file's generation or state is invalid")
-    pair: Tokens | None = None
-    if tokens is not None:
-        values = _object(tokens)
-        access, refresh = values.get("access_token"), values.get("refresh_token")
-        if not isinstance(access, str) or not isinstance(refresh, str) or not access or not refresh:
-            raise bad("the file's tokens are invalid")
-        pair = Tokens(access_token=access, refresh_token=refresh)
-    in_flight: RefreshInFlight | None = None
-    if record is not None:
-        times = _object(record)
-        started, deadline = times.get("started_at"), times.get("deadline")
-        if not (_number(started) and _number(deadline)):
-            raise bad("the file's refresh record is invalid")
-        in_flight = RefreshInFlight(started_at=float(started), deadline=float(deadline))
-    return StoredSession(generation, pair, in_flight, expired)
+_REMEDY = "delete the file and sign in again"
 
 
 class FileTokenStore:
@@ -209,7 +134,7 @@ class FileTokenStore:
             raise self._error(exc, "read the session file") from exc
         finally:
             os.close(fd)
-        return _decode(raw, self._where)
+        return decode_session(raw, self._where, _REMEDY)
 
     def compare_and_set(
         self, expected: int, new: StoredSession, lease: object | None = None
@@ -218,7 +143,7 @@ class FileTokenStore:
         with self._locked(self._write_threads, self._write, "write to"):
             if self.read().generation != expected:
                 return False
-            self._replace(_encode(new))
+            self._replace(encode_session(new))
             return True
 
     def refresh_lock(self) -> AbstractContextManager[object]:

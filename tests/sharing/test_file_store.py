@@ -94,7 +94,7 @@ def _valid(tmp_path: Path) -> bytes:
         (b"\n  \n", "empty"),
         (b"\x00\xffgarbage", "not valid JSON"),
         (None, "not valid JSON"),  # a torn write: the first half of a valid file
-        (b"[1, 2]", "not an nsdk session file"),
+        (b"[1, 2]", "not an nsdk session record"),
         (b'{"format": "nsdk-session", "version": 2}', "format version 2"),
         (b'{"format": "nsdk-session", "version": 1, "generation": -1}', "generation"),
         (

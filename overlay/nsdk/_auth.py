@@ -21,6 +21,7 @@ import httpx
 from ._errors import NsdkError, TokenStoreError
 from ._refresh import (
     ReadStore,
+    StoreClock,
     StoreStep,
     WriteStore,
     refresh_steps,
@@ -58,6 +59,28 @@ def store_read(store: TokenStore) -> StoredSession:
             store=_store_name(store),
         )
     return value
+
+
+def store_now(store: TokenStore) -> float | None:
+    """The store's clock (its optional ``now()``), or None when it keeps none."""
+    now = getattr(store, "now", None)
+    if now is None:
+        return None
+    try:
+        value: object = now()
+    except NsdkError:
+        raise
+    except Exception as exc:
+        raise TokenStoreError(
+            f"{_store_name(store)}.now() failed ({type(exc).__name__})", store=_store_name(store)
+        ) from exc
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TokenStoreError(
+            f"{_store_name(store)}.now() returned a {type(value).__name__}; it must return "
+            "seconds since the epoch",
+            store=_store_name(store),
+        )
+    return float(value)
 
 
 def _store_write(store: TokenStore, step: WriteStore, lease: object | None) -> bool:
@@ -126,6 +149,8 @@ def run_steps(
                 value = store_read(store)
             elif isinstance(step, WriteStore):
                 value = _store_write(store, step, lease)
+            elif isinstance(step, StoreClock):
+                value = store_now(store)
             else:
                 assert send is not None, "a refresh step outside refresh_steps"
                 value = send(step.refresh_token)
@@ -151,6 +176,8 @@ async def arun_steps(
                 value = await asyncio.to_thread(store_read, store)
             elif isinstance(step, WriteStore):
                 value = await asyncio.to_thread(_store_write, store, step, lease)
+            elif isinstance(step, StoreClock):
+                value = await asyncio.to_thread(store_now, store)
             else:
                 assert send is not None, "a refresh step outside refresh_steps"
                 value = await send(step.refresh_token)
@@ -348,4 +375,11 @@ async def _enter_in_thread(section: AbstractContextManager[object]) -> object:
     return await entered
 
 
-__all__ = ["AsyncBearerAuth", "BearerAuth", "arun_steps", "run_steps", "store_read"]
+__all__ = [
+    "AsyncBearerAuth",
+    "BearerAuth",
+    "arun_steps",
+    "run_steps",
+    "store_now",
+    "store_read",
+]

@@ -131,7 +131,7 @@ class ClientConfig:
         self.store: TokenStore = (
             MemoryTokenStore() if token_store is None else as_token_store(token_store)
         )
-        from ._auth import store_read  # the checked read the shells use
+        from ._auth import store_now, store_read  # the checked calls the shells use
 
         self.core = SessionCore(
             stored=store_read(self.store),
@@ -142,6 +142,7 @@ class ClientConfig:
             on_tokens_refreshed=on_tokens_refreshed,
             on_session_expired=on_session_expired,
         )
+        self.core.observe_store_clock(store_now(self.store))
 
     def ensure_open(self) -> None:
         """Raise ClientClosedError if the client was closed (before httpx can raise its own)."""

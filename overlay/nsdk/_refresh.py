@@ -46,8 +46,15 @@ class SendRefresh:
     refresh_token: str = attrs.field(repr=False)
 
 
+@attrs.frozen
+class StoreClock:
+    """Step: read the store's clock; send back its time (float), or None if it keeps none."""
+
+
+CLOCK = StoreClock()
+
 #: What the store-facing generators yield; the shells execute each one.
-StoreStep = ReadStore | WriteStore | SendRefresh
+StoreStep = ReadStore | WriteStore | SendRefresh | StoreClock
 READ = ReadStore()
 
 #: Refresh outcomes that are definitive: the refresh token is dead, so the session fails closed.
@@ -121,6 +128,7 @@ def refresh_steps(core: SessionCore, stale: str) -> Generator[StoreStep, object,
     4. A refused refresh re-reads before clearing: a newer pair a peer stored is adopted, never
        deleted.
     """
+    core.observe_store_clock(_time((yield CLOCK)))  # every host agrees on the store's time
     stored = yield READ
     assert isinstance(stored, StoredSession)
     pending = core.pending_write()
@@ -196,17 +204,24 @@ def _refused(
     ) from cause
 
 
+def _time(value: object) -> float | None:
+    assert value is None or isinstance(value, float)
+    return value
+
+
 def _stored(value: object) -> StoredSession:
     assert isinstance(value, StoredSession)
     return value
 
 
 __all__ = [
+    "CLOCK",
     "DEFINITIVE_REFUSALS",
     "MAX_WRITE_ATTEMPTS",
     "READ",
     "ReadStore",
     "SendRefresh",
+    "StoreClock",
     "StoreStep",
     "WriteStore",
     "never_reached_server",

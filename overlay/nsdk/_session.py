@@ -129,6 +129,7 @@ class SessionCore:
         self._tokens = stored.tokens
         self._generation = stored.generation  # the store generation _tokens came from
         self._unsaved: int | None = None  # a rotated pair the store refused: see refresh_steps
+        self._offset = 0.0  # this host's clock minus the store's (see observe_store_clock)
         if stored.tokens is not None:
             self._state = SessionState.ACTIVE
         else:
@@ -210,7 +211,7 @@ class SessionCore:
         if cached[0] is not tokens:
             cached = (tokens, self._refresh_at(tokens))
             self._deadline = cached
-        return cached[1] is not None and self._clock() >= cached[1]
+        return cached[1] is not None and self._clock() - self._offset >= cached[1]
 
     def _refresh_at(self, tokens: Tokens) -> float | None:
         exp = tokens.expires_at
@@ -257,31 +258,53 @@ class SessionCore:
             NotAuthenticatedError: A peer signed out (the store holds no tokens).
         """
         with self._lock:
-            if stored.tokens is not None:
+            # A generation below ours: the store lost what it held (restarted empty, deleted).
+            lost = stored.generation < self._generation and self._tokens is not None
+            if stored.tokens is not None and not lost:
                 self._hold(stored)
                 self._unsaved = None
                 return
             if self._state is SessionState.CLOSED:
                 raise NotAuthenticatedError(_NOT_AUTHENTICATED[self._state])
             self._drop(
-                SessionState.EXPIRED if stored.expired else SessionState.SIGNED_OUT,
+                SessionState.EXPIRED if stored.expired or lost else SessionState.SIGNED_OUT,
                 stored.generation,
             )
-        if not stored.expired:
+        if lost:
+            error = SessionExpiredError(
+                f"the session expired: the token store lost it (generation {stored.generation}, "
+                "older than this client's: restarted empty, or its record was deleted); "
+                "call login() again"
+            )
+        elif not stored.expired:
             raise NotAuthenticatedError(
                 "signed out by another client sharing the token store: call login() again"
             )
-        error = SessionExpiredError(
-            "the session expired: another client sharing the token store found the refresh "
-            "refused and cleared it; call login() again"
-        )
+        else:
+            error = SessionExpiredError(
+                "the session expired: another client sharing the token store found the "
+                "refresh refused and cleared it; call login() again"
+            )
         if self._on_expired is not None:
             self._on_expired(error)
         raise error
 
+    def observe_store_clock(self, store_now: float | None) -> None:
+        """Measure this host's clock against the store's (None: the store keeps no clock).
+
+        Every client sharing a store then agrees on time however skewed its own clock is:
+        refresh records and proactive refresh use ``now()``, the store's time.
+        """
+        if store_now is not None:
+            self._offset = self._clock() - store_now
+
+    def now(self) -> float:
+        """The current time on the store's clock (this host's clock when the store has none)."""
+        return self._clock() - self._offset
+
     def in_flight(self) -> RefreshInFlight:
         """The record of a refresh about to be sent now."""
-        now = self._clock()
+        now = self.now()
         return RefreshInFlight(started_at=now, deadline=now + self._refresh_deadline)
 
     def may_resend(self, record: RefreshInFlight) -> bool:
@@ -291,7 +314,7 @@ class SessionCore:
         server counts from its rotation, which came later): the server then answers with the
         pair it already issued instead of revoking the family as replay.
         """
-        return self.reuse_interval > 0 and self._clock() - record.started_at < self.reuse_interval
+        return self.reuse_interval > 0 and self.now() - record.started_at < self.reuse_interval
 
     def refreshed(self, stored: StoredSession) -> None:
         """Record the pair this client rotated and stored, and tell the application."""

@@ -8,7 +8,9 @@ primitives and no policy (the refresh algorithm is ``_session.refresh_steps``, o
   ``expected`` (the fencing step); return whether it was written;
 * ``refresh_lock()``: the refresh critical section, a context manager whose wait is bounded
   (``TokenStoreBusyError`` when it times out); what it yields is passed back as ``lease`` to the
-  writes made inside it (a Redis store checks it; the memory and file stores ignore it).
+  writes made inside it (a Redis store checks it; the memory and file stores ignore it);
+* optionally ``now()``: the store's clock (seconds since the epoch), for stores shared by hosts
+  whose clocks may disagree: refresh records and proactive refresh then use the store's time.
 
 Stores written for nsdk 0.1 (``load``/``save``/``clear``) keep working through an adapter that
 coordinates the clients of one process; sharing across processes needs a store with the

@@ -426,3 +426,52 @@ async def test_foreign_error_entering_a_store_lock_is_a_token_store_error(
     with pytest.raises(nsdk.TokenStoreError, match=r"refresh_lock\(\) failed \(RuntimeError\)"):
         await drv.refresh()
     assert server.seq == [] and drv.state is nsdk.SessionState.ACTIVE
+
+
+class ClockedStore(nsdk.MemoryTokenStore):
+    """A memory store with a clock of its own (as Redis's TIME), and a restart that loses all."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self._store_clock = clock
+
+    def now(self) -> float:
+        return self._store_clock()
+
+    def restart_empty(self) -> None:
+        self._record.value = nsdk.StoredSession()
+
+
+@pytest.mark.parametrize("skew", [-300.0, 300.0])
+async def test_skewed_host_refreshes_by_the_store_clock(
+    make: Callable[..., Driver], server: FakeServer, clock: FakeClock, skew: float
+):
+    """A host 5 minutes off: no refresh before the token's exp on the store's clock, one after."""
+    server.jwt_ttl = 60.0  # JWT access tokens: iat/exp on the server's (the store's) time
+    store = ClockedStore(clock)
+    drv = make(token_store=store, clock=lambda: clock() + skew, refresh_leeway=0)
+    await drv.login()
+    server.calls.clear()
+    for _ in range(5):
+        await drv.me()
+        clock.advance(10)  # 50 s of the token's 60
+    assert [op for op, _ in server.seq] == ["me"] * 5  # no early refresh, no storm
+    clock.advance(15)  # past exp on the store's clock
+    await drv.me()
+    assert server.seq[5:] == [("refresh", "refresh-1"), ("me", "access-2")]
+
+
+async def test_store_restarted_empty_is_an_expired_session(
+    make: Callable[..., Driver], server: FakeServer, clock: FakeClock
+):
+    """The store lost the session (generation went back to 0): SessionExpiredError, no refresh."""
+    store = ClockedStore(clock)
+    drv = make(token_store=store)
+    await drv.login()
+    server.calls.clear()
+    store.restart_empty()
+    server.expire_access()
+    with pytest.raises(nsdk.SessionExpiredError, match="token store lost it"):
+        await drv.me()
+    assert server.seq == [("me", "access-1")]
+    assert drv.state is nsdk.SessionState.EXPIRED

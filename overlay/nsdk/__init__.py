@@ -13,6 +13,7 @@ Examples:
 """
 
 from ._async_client import AsyncClient
+from ._cipher import AesGcmCipher, TokenCipher
 from ._client import Client
 from ._config import BASE_URL_ENV
 from ._errors import (
@@ -38,9 +39,12 @@ from ._errors import (
     TokenStoreBusyError,
     TokenStoreCorruptError,
     TokenStoreError,
+    TokenStoreKeyError,
     TokenStorePermissionError,
+    TokenStoreUnavailableError,
 )
 from ._file_store import FileTokenStore
+from ._redis_store import RedisTokenStore
 from ._retry import RetryPolicy, parse_retry_after
 from ._session import Session, SessionState
 from ._stores import BasicTokenStore, MemoryTokenStore, TokenStore
@@ -51,6 +55,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AesGcmCipher",
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
@@ -68,6 +73,7 @@ __all__ = [
     "NsdkError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RedisTokenStore",
     "RefreshInFlight",
     "RetryPolicy",
     "ScopeMismatchError",
@@ -77,11 +83,14 @@ __all__ = [
     "SessionExpiredError",
     "SessionState",
     "StoredSession",
+    "TokenCipher",
     "TokenStore",
     "TokenStoreBusyError",
     "TokenStoreCorruptError",
     "TokenStoreError",
+    "TokenStoreKeyError",
     "TokenStorePermissionError",
+    "TokenStoreUnavailableError",
     "Tokens",
     "parse_retry_after",
 ]

@@ -20,7 +20,9 @@
     │   └── ScopeMismatchError         me() disagrees with login (user or tenant): session cleared
     ├── TokenStoreError                the token store could not be used; what it holds is untouched
     │   ├── TokenStoreBusyError        the refresh critical section was not entered in time (retry)
-    │   ├── TokenStoreCorruptError     the stored session cannot be read (torn, empty, unknown)
+    │   ├── TokenStoreUnavailableError the store cannot be reached (Redis down, timing out; retry)
+    │   ├── TokenStoreCorruptError     the stored session cannot be read (torn, unknown, tampered)
+    │   ├── TokenStoreKeyError         the record and the store's cipher disagree (key, or none)
     │   └── TokenStorePermissionError  the store is open to others or not ours (as ssh refuses)
     ├── ConfigurationError             the client was configured unsafely or wrongly
     │   └── InsecureTransportError     http:// to a non-loopback host without explicit opt-in
@@ -215,11 +217,55 @@ class TokenStoreBusyError(TokenStoreError):
     """
 
 
+class TokenStoreUnavailableError(TokenStoreError):
+    """The store cannot be reached (Redis down or timing out). Retryable.
+
+    Nothing was sent and nothing changed: a refresh is never made without the store's critical
+    section. Calls with a still-valid access token keep working, since they never touch the
+    store; retry once the store is back.
+    """
+
+
 class TokenStoreCorruptError(TokenStoreError):
     """The stored session cannot be read: torn, corrupt, empty, or written by an unknown version.
 
-    Nothing was deleted. Remove the file (or whatever the store names) and sign in again.
+    Also a sealed record that does not authenticate under the store's key: tampered with, or
+    copied from another store. Nothing was deleted. Remove the file (or whatever the store
+    names) and sign in again.
     """
+
+
+class TokenStoreKeyError(TokenStoreError):
+    """The stored record and the store's cipher disagree: another key, or sealed and clear mixed.
+
+    Three cases, each named in the message: the record was sealed with another key (both key
+    ids are given, never the keys); it is sealed and the store has no cipher; or it is in clear
+    text and the store has a cipher, which refuses it (anyone able to write the store could have
+    planted it). Nothing was changed. Give the store the key the record was sealed with, or
+    delete the record and sign in again.
+
+    Attributes:
+        record_key_id: The ``key_id`` the record was sealed with; None if it is not sealed.
+        key_id: The ``key_id`` of the store's cipher; None if it has none.
+
+    Examples:
+        >>> try:  # doctest: +SKIP
+        ...     client = nsdk.Client(url, token_store=nsdk.FileTokenStore(path, cipher=cipher))
+        ... except nsdk.TokenStoreKeyError as exc:
+        ...     log.error("session sealed with key %s, we have %s", exc.record_key_id, exc.key_id)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        store: str = "",
+        record_key_id: str | None = None,
+        key_id: str | None = None,
+    ) -> None:
+        super().__init__(message, store=store)
+        self.record_key_id = record_key_id
+        self.key_id = key_id
 
 
 class TokenStorePermissionError(TokenStoreError):
@@ -345,7 +391,9 @@ __all__ = [
     "TokenStoreBusyError",
     "TokenStoreCorruptError",
     "TokenStoreError",
+    "TokenStoreKeyError",
     "TokenStorePermissionError",
+    "TokenStoreUnavailableError",
     "from_generated",
     "from_transport",
     "status_class",

@@ -9,6 +9,8 @@
 * The file is 0600 and its directory 0700, created so whatever the umask. Like ssh, a file that
   others can read or write, a directory that others can write, or either owned by another user,
   is refused. POSIX only (the checks need ``os.geteuid``).
+* With a ``cipher``, the file holds the session sealed (``_codec.seal_session``), bound to the
+  file's absolute path: a sealed file copied or moved to another path does not open.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from ._codec import decode_session, encode_session
+from ._cipher import TokenCipher, checked_cipher
+from ._codec import encode_session, open_session, seal_session
 from ._errors import (
     ConfigurationError,
     TokenStoreBusyError,
@@ -46,6 +49,9 @@ class FileTokenStore:
         path: The session file (created on the first write, mode 0600, directory 0700).
         lock_timeout: How long a client waits for another's refresh, or for a write (seconds);
             past it, ``TokenStoreBusyError`` (retryable; nothing was sent or changed).
+        cipher: Seal the session at rest with this ``TokenCipher`` (e.g. ``AesGcmCipher``,
+            extra ``nsdk[crypto]``). Every client of the file needs the same key, and must name
+            the file by the same absolute path: the path is bound into each sealed record.
 
     Examples:
         Every process that builds its client like this shares one session:
@@ -53,13 +59,25 @@ class FileTokenStore:
             store = nsdk.FileTokenStore(Path.home() / ".config" / "myapp" / "session.json")
             client = nsdk.Client(url, token_store=store)
 
+        Sealed at rest, with a key the application keeps (``pip install 'nsdk[file,crypto]'``):
+
+            cipher = nsdk.AesGcmCipher.from_env()  # NSDK_STORE_KEY
+            store = nsdk.FileTokenStore(path, cipher=cipher)
+
         >>> FileTokenStore("/tmp/nsdk-doc/session.json")  # doctest: +SKIP
         FileTokenStore('/tmp/nsdk-doc/session.json')
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        cipher: TokenCipher | None = None,
+    ):
         if not lock_timeout > 0:
             raise ConfigurationError(f"lock_timeout must be positive, got {lock_timeout!r}")
+        self.cipher = None if cipher is None else checked_cipher(cipher)
         try:
             from filelock import FileLock
         except ImportError:  # pragma: no cover - the extra is installed in the tests
@@ -71,6 +89,7 @@ class FileTokenStore:
         self.path = Path(path).absolute()
         self.lock_timeout = lock_timeout
         self._where = str(self.path)
+        self._context = b"nsdk-file:" + os.fsencode(self.path)
         # Thread locks first: a FileLock is reentrant for every thread of its process.
         self._section_threads = threading.Lock()
         self._write_threads = threading.Lock()
@@ -78,7 +97,9 @@ class FileTokenStore:
         self._write = FileLock(f"{self.path}.write.lock", mode=0o600, thread_local=False)
 
     def __repr__(self) -> str:
-        return f"FileTokenStore({self._where!r})"
+        if self.cipher is None:
+            return f"FileTokenStore({self._where!r})"
+        return f"FileTokenStore({self._where!r}, cipher={self.cipher!r})"
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -134,7 +155,7 @@ class FileTokenStore:
             raise self._error(exc, "read the session file") from exc
         finally:
             os.close(fd)
-        return decode_session(raw, self._where, _REMEDY)
+        return open_session(raw, self.cipher, self._context, self._where, _REMEDY)
 
     def compare_and_set(
         self, expected: int, new: StoredSession, lease: object | None = None
@@ -143,7 +164,7 @@ class FileTokenStore:
         with self._locked(self._write_threads, self._write, "write to"):
             if self.read().generation != expected:
                 return False
-            self._replace(encode_session(new))
+            self._replace(self._encode(new))
             return True
 
     def refresh_lock(self) -> AbstractContextManager[object]:
@@ -151,6 +172,11 @@ class FileTokenStore:
         return self._locked(self._section_threads, self._section, "refresh the session in")
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _encode(self, session: StoredSession) -> bytes:
+        if self.cipher is None:
+            return encode_session(session)
+        return seal_session(session, self.cipher, self._context, self._where)
 
     @contextlib.contextmanager
     def _locked(self, threads: threading.Lock, lock: Any, doing: str) -> Generator[None]:

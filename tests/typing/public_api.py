@@ -94,6 +94,23 @@ def shared_usage(path: Path) -> int:
     return snapshot.generation
 
 
+def fleet_usage() -> float:
+    cipher: nsdk.TokenCipher = nsdk.AesGcmCipher(nsdk.AesGcmCipher.generate_key())
+    store: nsdk.TokenStore = nsdk.RedisTokenStore(
+        "redis://127.0.0.1:6379/0", key="myapp:session", lease_ttl=10.0, cipher=cipher
+    )
+    sealed_file = nsdk.FileTokenStore("/tmp/s.json", cipher=nsdk.AesGcmCipher.from_env())
+    del sealed_file
+    try:
+        store.read()
+    except nsdk.TokenStoreUnavailableError as exc:
+        where: str = exc.store
+        del where
+    except nsdk.TokenStoreKeyError:
+        pass
+    return nsdk.RedisTokenStore("redis://127.0.0.1:6379/0").now()
+
+
 async def async_usage(password: str) -> str:
     async with nsdk.AsyncClient(base_url="https://api.example.com") as client:
         session = await client.login(

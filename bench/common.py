@@ -64,6 +64,27 @@ class Row:
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def versus(
+        cls,
+        figure: str,
+        unit: str,
+        ours: Sequence[float],
+        base: Sequence[float],
+        baseline_name: str,
+        **more: Any,
+    ) -> Row:
+        """A row of samples taken side by side, round by round: both medians and their ratio."""
+        return cls(
+            figure=figure,
+            unit=unit,
+            nsdk=Stat.of(ours),
+            baseline=Stat.of(base),
+            baseline_name=baseline_name,
+            ratio=Stat.of(ratios(ours, base)),
+            **more,
+        )
+
     def judge(self, ok: bool) -> Row:
         self.met = "PASS" if ok else "MISS"
         return self

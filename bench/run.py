@@ -1,6 +1,6 @@
 """``nox -s bench``: what nsdk costs, side by side with what a user would pick instead.
 
-Seven figures, each a median over repeated runs with min and max, compared as ratios measured in
+Eight figures, each a median over repeated runs with min and max, compared as ratios measured in
 the same run (absolute times on a shared machine mean little; a ratio taken side by side holds):
 
 1. per-call overhead of ``me()``: nsdk vs raw httpx vs the generated layer (in-process, loopback);
@@ -10,7 +10,10 @@ the same run (absolute times on a shared machine mean little; a ratio taken side
 5. generation: the generator step's time, and two runs byte-identical;
 6. memory: RSS over 100,000 calls;
 7. a shared session: refresh requests per expiry for 8 processes x 8 threads on one
-   ``FileTokenStore``, and per-call overhead with a ``FileTokenStore`` vs the memory store.
+   ``FileTokenStore``, and per-call overhead with a ``FileTokenStore`` vs the memory store;
+8. a fleet on Redis: refresh requests per expiry for 4 processes x 16 threads on one
+   ``RedisTokenStore`` key, the refresh critical section's latency and per-call overhead with a
+   ``RedisTokenStore`` vs the memory store (starts its own ``redis-server``; skipped without one).
 
 Prints a table (figure, nsdk, baseline, ratio, target, met?) and writes the whole run as JSON to
 ``bench/results/<UTC timestamp>.json``. A missed target is printed as MISS, never an exit failure:
@@ -35,7 +38,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, Row, table
 
-FIGURES = ("overhead", "imports", "herd", "throughput", "generation", "memory", "sharing")
+FIGURES = (
+    "overhead",
+    "imports",
+    "herd",
+    "throughput",
+    "generation",
+    "memory",
+    "sharing",
+    "redis_fleet",
+)
 
 
 def environment() -> dict[str, Any]:

@@ -51,6 +51,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -78,7 +79,34 @@ MIN_LEFT = 0.5  # a round starts with a stored token that has at least this long
 WARM_UP = 0.5  # seconds of calls per client and process before it reports ready
 READY_TIMEOUT = 120.0  # 8 interpreters importing nsdk on a loaded 2-core machine
 OVERHEAD_TARGET = 1.05
-STORES = ("file", "memory")
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What figures 7 and 8 vary: the store one session is shared through, and the fleet.
+
+    ``name`` keys its windows and samples (the baseline is always ``"memory"``); ``open(part)``
+    returns a new store of that kind that counts its primitives (``Counting``), one session per
+    part ("sync", "async", "loopback", "fleet"); ``child(part, url)`` is the command of one fleet
+    process sharing ``open(part)``'s session with the server at ``url``.
+    """
+
+    figure: str
+    name: str
+    title: str
+    processes: int
+    threads: int
+    open: Callable[[str], Any]
+    child: Callable[[str, str], list[str]]
+
+    @property
+    def stores(self) -> tuple[str, str]:
+        return (self.name, "memory")
+
+    @property
+    def label(self) -> str:
+        fleet = f"{self.processes} processes x {self.threads} threads"
+        return f"{self.figure} shared {self.title}, {fleet}"
 
 
 # --- 7a, child side: one process, THREADS callers on one Client -------------------------------
@@ -161,12 +189,13 @@ def _window(client: nsdk.Client, recorder: Recorder, end: float, threads: int) -
     }
 
 
-def child(path: str, url: str, threads: int) -> None:
-    """A 7a process: a shared-session client and an own-session client; windows on request."""
+def serve(url: str, threads: int, name: str, shared: Callable[[], Any]) -> None:
+    """A fleet process: a client on ``shared()`` (windows ``name``) and an own-session client
+    (windows "memory"); runs the windows the parent orders on stdin, answers on stdout."""
     clients: dict[str, tuple[nsdk.Client, Recorder]] = {}
-    for store in STORES:
+    for store in (name, "memory"):
         recorder = Recorder()
-        token_store = nsdk.FileTokenStore(path) if store == "file" else nsdk.MemoryTokenStore()
+        token_store = shared() if store == name else nsdk.MemoryTokenStore()
         client = nsdk.Client(url, token_store=token_store, refresh_leeway=0, transport=recorder)
         if store == "memory":
             client.login(email=EMAIL, password=PASSWORD)  # this process's own session
@@ -184,6 +213,11 @@ def child(path: str, url: str, threads: int) -> None:
         client.close()
 
 
+def child(path: str, url: str, threads: int) -> None:
+    """A 7a process: ``serve`` with a ``FileTokenStore`` at ``path``."""
+    serve(url, threads, "file", lambda: nsdk.FileTokenStore(path))
+
+
 # --- 7a, parent side --------------------------------------------------------------------------
 
 
@@ -198,14 +232,13 @@ def _readline(stream: IO[str], timeout: float) -> str:
     return box[0]
 
 
-def _fresh(url: str, path: Path) -> bool:
+def _fresh(url: str, store: Any) -> bool:
     """Make sure the stored token has MIN_LEFT to live: else wait it out and refresh it.
 
     Returns False when the store holds no session (an earlier window or the warm-up lost it):
     the parent signs in again, and the children, whose clients saw the session end, fail the
     round's calls, which the figure reports.
     """
-    store = nsdk.FileTokenStore(path)
     tokens = store.read().tokens
     if tokens is None or tokens.expires_at is None:
         with nsdk.Client(url, token_store=store) as client:
@@ -249,45 +282,53 @@ def _merge(results: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return merged
 
 
-def _shared_rounds(handle: Any, rounds: int, durations: dict[str, float]) -> list[dict[str, Any]]:
-    """Run the 7a processes; one record per window (store, counts, rates, server counters)."""
+def _shared_rounds(
+    handle: Any, rounds: int, durations: dict[str, float], shared: Shared
+) -> list[dict[str, Any]]:
+    """Run the fleet processes; one record per window (store, counts, rates, server counters)."""
     out: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="nsdk-bench-sharing-") as tmp:
-        path = Path(tmp) / "session" / "session.json"
-        with nsdk.Client(handle.base_url, token_store=nsdk.FileTokenStore(path)) as client:
-            client.login(email=EMAIL, password=PASSWORD)
-        cmd = [sys.executable, __file__, "--child", str(path), handle.base_url, str(THREADS)]
-        procs = [
-            subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            for _ in range(PROCESSES)
-        ]
-        try:
-            for proc in procs:
-                assert proc.stdout is not None
-                if _readline(proc.stdout, READY_TIMEOUT).strip() != "ready":
-                    raise RuntimeError("a child process did not start")
-            for r in range(rounds):
-                for store in rotate(STORES, r):
-                    out.append(_one_window(handle, procs, path, store, durations[store]))
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    assert proc.stdin is not None
-                    proc.stdin.write(json.dumps({"stop": True}) + "\n")
-                    proc.stdin.flush()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+    store = shared.open("fleet")
+    with nsdk.Client(handle.base_url, token_store=store) as client:
+        client.login(email=EMAIL, password=PASSWORD)
+    cmd = shared.child("fleet", handle.base_url)
+    procs = [
+        subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(shared.processes)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            if _readline(proc.stdout, READY_TIMEOUT).strip() != "ready":
+                raise RuntimeError("a child process did not start")
+        for r in range(rounds):
+            for name in rotate(shared.stores, r):
+                fresh = name == shared.name
+                out.append(_one_window(handle, procs, store if fresh else None, name, durations))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                assert proc.stdin is not None
+                proc.stdin.write(json.dumps({"stop": True}) + "\n")
+                proc.stdin.flush()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     return out
 
 
 def _one_window(
-    handle: Any, procs: list[subprocess.Popen[str]], path: Path, store: str, duration: float
+    handle: Any,
+    procs: list[subprocess.Popen[str]],
+    shared: Any,
+    store: str,
+    durations: dict[str, float],
 ) -> dict[str, Any]:
-    alive = _fresh(handle.base_url, path) if store == "file" else True
+    """One window of ``store``'s clients; ``shared`` is the shared store (None: own sessions)."""
+    duration = durations[store]
+    alive = _fresh(handle.base_url, shared) if shared is not None else True
     handle.reset_stats()
     start = time.time()
     end = math.floor(start + duration) + 0.5  # half-way between two whole-second exps
@@ -314,14 +355,14 @@ def _one_window(
         "server_requests": stats.get("requests", {}),
     }
     record["calls_per_s"] = record["calls"] / record["seconds"]
-    if store == "file":
+    if shared is not None:
         record.update(expiries(_merge(results), start, end))
     return record
 
 
-def _shared_rows(windows: list[dict[str, Any]]) -> list[Row]:
-    label = f"7 shared FileTokenStore, {PROCESSES} processes x {THREADS} threads"
-    files = [w for w in windows if w["store"] == "file"]
+def _shared_rows(windows: list[dict[str, Any]], shared: Shared) -> list[Row]:
+    label = shared.label
+    files = [w for w in windows if w["store"] == shared.name]
     mems = [w for w in windows if w["store"] == "memory"]
     per = [
         w["server"]["refresh_requests"] / w["expiries"] if w["expiries"] else math.inf
@@ -374,18 +415,18 @@ def _shared_rows(windows: list[dict[str, Any]]) -> list[Row]:
     )
     rate_file = [w["calls_per_s"] for w in files]
     rate_mem = [w["calls_per_s"] for w in mems]
-    rate_row = Row(
-        figure=f"{label}: me() calls/s vs a MemoryTokenStore session per process",
-        unit="calls/s",
-        nsdk=Stat.of(rate_file),
-        baseline=Stat.of(rate_mem),
-        baseline_name="own sessions",
-        ratio=Stat.of(ratios(rate_file, rate_mem)),
+    rate_row = Row.versus(
+        f"{label}: me() calls/s vs a MemoryTokenStore session per process",
+        "calls/s",
+        rate_file,
+        rate_mem,
+        "own sessions",
     )
     mem_refreshes = [w["server"]["refresh_requests"] for w in mems]
     rate_row.note = (
         f"own-session windows of {mems[0]['seconds']:.1f}-{mems[-1]['seconds']:.1f} s sent "
-        f"{', '.join(str(x) for x in mem_refreshes)} refresh requests ({PROCESSES} sessions), "
+        f"{', '.join(str(x) for x in mem_refreshes)} refresh requests ({shared.processes} "
+        "sessions), "
         f"had {sum(w['unauthorized'] for w in mems)} 401s and "
         f"{sum(w['errors'] for w in mems)} failed calls"
     )
@@ -395,10 +436,11 @@ def _shared_rows(windows: list[dict[str, Any]]) -> list[Row]:
 # --- 7b: per-call overhead, FileTokenStore vs MemoryTokenStore ---------------------------------
 
 
-class CountingFileStore(nsdk.FileTokenStore):
-    """A FileTokenStore that counts every call of the three store primitives."""
+class Counting:
+    """Counts every call of the store primitives; put it before a store class in the bases."""
 
     calls = 0
+    counted = "read, compare_and_set, refresh_lock"
 
     def read(self) -> Any:
         self.calls += 1
@@ -406,116 +448,150 @@ class CountingFileStore(nsdk.FileTokenStore):
 
     def compare_and_set(self, expected: int, new: Any, lease: object | None = None) -> bool:
         self.calls += 1
-        return super().compare_and_set(expected, new, lease)
+        return bool(super().compare_and_set(expected, new, lease))
 
     def refresh_lock(self) -> Any:
         self.calls += 1
         return super().refresh_lock()
 
 
+class CountingFileStore(Counting, nsdk.FileTokenStore):
+    """A FileTokenStore that counts every call of the three store primitives."""
+
+
 Samples = dict[str, dict[str, list[float]]]  # "wall" / "cpu" -> store -> us per call
+# samples, store calls during the measured calls, measured calls, which primitives were counted
+Measured = tuple[Samples, int, int, str]
 
 
-def _empty() -> Samples:
-    return {"wall": {k: [] for k in STORES}, "cpu": {k: [] for k in STORES}}
+def _empty(stores: tuple[str, ...]) -> Samples:
+    return {"wall": {k: [] for k in stores}, "cpu": {k: [] for k in stores}}
 
 
-def _sync(url: str, canned: bool, tmp: Path, rounds: int, n: int) -> tuple[Samples, int, int]:
-    """Sync ``me()`` with each store: samples, store calls during the measured calls, calls."""
-    file_store = CountingFileStore(tmp / "sync" / "session.json")
-    stores = {"file": file_store, "memory": nsdk.MemoryTokenStore()}
+def _sync(url: str, canned: bool, shared: Shared, part: str, rounds: int, n: int) -> Measured:
+    """Sync ``me()`` with ``shared.open(part)`` and with a memory store, rounds alternating."""
+    counted = shared.open(part)
+    stores = {shared.name: counted, "memory": nsdk.MemoryTokenStore()}
     clients = {
         k: nsdk.Client(url, token_store=s, transport=CannedTransport() if canned else None)
         for k, s in stores.items()
     }
-    samples = _empty()
+    samples = _empty(shared.stores)
     try:
         for client in clients.values():
             client.login(email=EMAIL, password=PASSWORD)
             per_call_us(client.me, max(10, n // 10))  # warm-up
-        file_store.calls = 0
+        counted.calls = 0
         for r in range(rounds):
-            for name in rotate(STORES, r):
+            for name in rotate(shared.stores, r):
                 wall, cpu = per_call_us(clients[name].me, n)
                 samples["wall"][name].append(wall)
                 samples["cpu"][name].append(cpu)
     finally:
         for client in clients.values():
             client.close()
-    return samples, file_store.calls, rounds * n
+    return samples, counted.calls, rounds * n, counted.counted
 
 
-async def _async(tmp: Path, rounds: int, n: int) -> tuple[Samples, int, int]:
+async def _async(shared: Shared, rounds: int, n: int) -> Measured:
     """Async ``me()`` on the canned transport with each store (as ``_sync``)."""
-    file_store = CountingFileStore(tmp / "async" / "session.json")
-    stores = {"file": file_store, "memory": nsdk.MemoryTokenStore()}
+    counted = shared.open("async")
+    stores = {shared.name: counted, "memory": nsdk.MemoryTokenStore()}
     clients = {
         k: nsdk.AsyncClient(BASE_URL, token_store=s, transport=AsyncCannedTransport())
         for k, s in stores.items()
     }
-    samples = _empty()
+    samples = _empty(shared.stores)
     fns: dict[str, Callable[[], Awaitable[object]]] = {k: c.me for k, c in clients.items()}
     try:
         for name, client in clients.items():
             await client.login(email=EMAIL, password=PASSWORD)
             await per_call_us_async(fns[name], max(10, n // 10))
-        file_store.calls = 0
+        counted.calls = 0
         for r in range(rounds):
-            for name in rotate(STORES, r):
+            for name in rotate(shared.stores, r):
                 wall, cpu = await per_call_us_async(fns[name], n)
                 samples["wall"][name].append(wall)
                 samples["cpu"][name].append(cpu)
     finally:
         for client in clients.values():
             await client.aclose()
-    return samples, file_store.calls, rounds * n
+    return samples, counted.calls, rounds * n, counted.counted
 
 
 def _overhead_row(
-    setting: str, measured: tuple[Samples, int, int], clock: str, target: float | None
+    setting: str,
+    measured: Measured,
+    clock: str,
+    target: float | None,
+    shared: Shared,
 ) -> Row:
-    samples, store_calls, calls = measured
+    samples, store_calls, calls, counted = measured
     main, other = samples[clock], samples["cpu" if clock == "wall" else "wall"]
-    ratio = Stat.of(ratios(main["file"], main["memory"]))
-    row = Row(
-        figure=f"7 {setting}: me() with FileTokenStore vs MemoryTokenStore ({clock})",
-        unit="us/call",
-        nsdk=Stat.of(main["file"]),
-        baseline=Stat.of(main["memory"]),
-        baseline_name="memory store",
-        ratio=ratio,
+    row = Row.versus(
+        f"{shared.figure} {setting}: me() with {shared.title} vs MemoryTokenStore ({clock})",
+        "us/call",
+        main[shared.name],
+        main["memory"],
+        "memory store",
         extra={"samples_us": samples, "store_calls": store_calls, "calls": calls},
     )
-    other_ratio = Stat.of(ratios(other["file"], other["memory"])).median
+    other_ratio = Stat.of(ratios(other[shared.name], other["memory"])).median
     row.note = (
-        f"store calls (read, compare_and_set, refresh_lock) during the {calls:,} measured "
-        f"me() calls on the file store: {store_calls}; "
+        f"store calls ({counted}) during the "
+        f"{calls:,} measured me() calls on the {shared.title}: {store_calls}; "
         f"the {'wall' if clock == 'cpu' else 'CPU'}-time ratio is {other_ratio:.3f}x"
     )
     if target is not None:
         row.target = f"<= {target:.2f}x"
-        row.judge(ratio.median <= target and store_calls == 0)
+        assert row.ratio is not None
+        row.judge(row.ratio.median <= target and store_calls == 0)
     return row
+
+
+def overhead_rows(shared: Shared, quick: bool) -> list[Row]:
+    """7b: per-call overhead of ``me()`` with ``shared``'s store vs the memory store."""
+    rounds, n = (5, 300) if quick else (21, 1000)
+    lb_rounds, lb_n = (3, 100) if quick else (9, 300)
+    in_sync = _sync(BASE_URL, True, shared, "sync", rounds, n)
+    rows = [_overhead_row("in-process sync", in_sync, "cpu", OVERHEAD_TARGET, shared)]
+    in_async = asyncio.run(_async(shared, rounds, n))
+    rows.append(_overhead_row("in-process async", in_async, "cpu", OVERHEAD_TARGET, shared))
+    with server() as handle:
+        lb = _sync(handle.base_url, False, shared, "loopback", lb_rounds, lb_n)
+        rows.append(_overhead_row("loopback sync", lb, "wall", None, shared))
+    return rows
+
+
+def fleet_rows(shared: Shared, quick: bool) -> list[Row]:
+    """7a: refresh requests per expiry of ``shared``'s fleet on one session, and its call rate."""
+    rounds = 1 if quick else 3
+    durations = {shared.name: 4.0 if quick else 10.0, "memory": 3.0 if quick else 5.0}
+    with server(access_ttl=ACCESS_TTL) as handle:
+        windows = _shared_rounds(handle, rounds, durations, shared)
+    return _shared_rows(windows, shared)
 
 
 def run(quick: bool = False, **_: Any) -> list[Row]:
     """Figure 7: 7b (per-call overhead), then 7a (8 processes x 8 threads, one session)."""
-    rounds, n = (5, 300) if quick else (21, 1000)
-    lb_rounds, lb_n = (3, 100) if quick else (9, 300)
-    share_rounds = 1 if quick else 3
-    durations = {"file": 4.0, "memory": 3.0} if quick else {"file": 10.0, "memory": 5.0}
-    with tempfile.TemporaryDirectory(prefix="nsdk-bench-overhead7-") as name:
+    with tempfile.TemporaryDirectory(prefix="nsdk-bench-sharing-") as name:
         tmp = Path(name)
-        in_sync = _sync(BASE_URL, True, tmp, rounds, n)
-        rows = [_overhead_row("in-process sync", in_sync, "cpu", OVERHEAD_TARGET)]
-        in_async = asyncio.run(_async(tmp, rounds, n))
-        rows.append(_overhead_row("in-process async", in_async, "cpu", OVERHEAD_TARGET))
-        with server() as handle:
-            lb = _sync(handle.base_url, False, tmp / "loopback", lb_rounds, lb_n)
-            rows.append(_overhead_row("loopback sync", lb, "wall", None))
-    with server(access_ttl=ACCESS_TTL) as handle:
-        windows = _shared_rounds(handle, share_rounds, durations)
-    return _shared_rows(windows) + rows
+
+        def command(part: str, url: str) -> list[str]:
+            path = str(tmp / part / "session.json")
+            return [sys.executable, __file__, "--child", path, url, str(THREADS)]
+
+        shared = Shared(
+            figure="7",
+            name="file",
+            title="FileTokenStore",
+            processes=PROCESSES,
+            threads=THREADS,
+            open=lambda part: CountingFileStore(tmp / part / "session.json"),
+            child=command,
+        )
+        rows = overhead_rows(shared, quick)
+        return fleet_rows(shared, quick) + rows
 
 
 if __name__ == "__main__":

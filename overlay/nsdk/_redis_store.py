@@ -74,12 +74,15 @@ class RedisTokenStore:
     Args:
         connection: A ``redis://`` or ``rediss://`` URL (``redis://:password@host:6379/0``, or
             with an ACL user ``redis://user:password@host``), or an existing ``redis.Redis``.
-        key: The Redis key that names the session (the lease is ``<key>:lease``). On Redis
-            Cluster, give it a hash tag (``{myapp}:session``) so both keys share a slot.
+        key: The Redis key that names the session (the lease is ``<key>:lease``). Behind a
+            cluster proxy, give it a hash tag (``{myapp}:session``) so both keys share a slot;
+            a ``RedisCluster`` client is not supported.
         lock_timeout: How long a client waits for another host's refresh (seconds); past it,
             ``TokenStoreBusyError``.
-        lease_ttl: The lease's lifetime (seconds), extended every third of it while the refresh
-            is in flight; if its holder dies, another host takes over once it expires.
+        lease_ttl: The lease's lifetime (seconds): longer than a refresh can take (the default
+            timeout, 10 s read and 5 s connect, plus a margin), and extended every third of it
+            while the refresh is in flight. If its holder dies, another host takes over once it
+            expires: to survive that, the server's reuse interval must be longer.
         cipher: Seal the session at rest (``nsdk.AesGcmCipher``); every client needs the key.
         socket_timeout: Seconds to wait for Redis on each command (with a URL).
 
@@ -87,7 +90,7 @@ class RedisTokenStore:
         Every process of every host that builds its client like this shares one session:
 
             store = nsdk.RedisTokenStore("redis://cache:6379/0", key="billing:session")
-            client = nsdk.Client(url, token_store=store, refresh_reuse_interval=10)
+            client = nsdk.Client(url, token_store=store, refresh_reuse_interval=30)
     """
 
     def __init__(
@@ -102,7 +105,7 @@ class RedisTokenStore:
     ) -> None:
         try:
             import redis as redis_py
-            from redis.exceptions import AuthorizationError, NoPermissionError
+            from redis.exceptions import AuthorizationError, NoPermissionError, ReadOnlyError
         except ImportError:  # pragma: no cover - the extra is installed in the tests
             raise ConfigurationError(
                 "RedisTokenStore needs the 'redis' extra: pip install 'nsdk[redis]'"
@@ -133,9 +136,12 @@ class RedisTokenStore:
             )
         self._redis = client
         self._errors: tuple[type[Exception], ...] = (redis_py.RedisError,)
+        # Unreachable for now, retryable: down, timing out, or a primary demoted to replica
+        # (READONLY) during a failover reached by a plain URL.
         self._unreachable: tuple[type[Exception], ...] = (
             redis_py.ConnectionError,
             redis_py.TimeoutError,
+            ReadOnlyError,
         )
         # Refusals that redis-py files under ConnectionError: wrong password, no permission.
         self._refused: tuple[type[Exception], ...] = (
@@ -148,11 +154,15 @@ class RedisTokenStore:
         self.lock_timeout = lock_timeout
         self.lease_ttl = lease_ttl
         self.cipher = None if cipher is None else checked_cipher(cipher)
-        kwargs = client.connection_pool.connection_kwargs
-        self._where = (
-            f"redis {kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
-            f"/{kwargs.get('db', 0)} key {key!r}"
+        pool = client.connection_pool
+        kwargs = pool.connection_kwargs
+        service = getattr(pool, "service_name", None)  # a Sentinel-managed pool
+        place = (
+            f"sentinel service {service}"
+            if service
+            else f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
         )
+        self._where = f"redis {place}/{kwargs.get('db', 0)} key {key!r}"
         self._cas = client.register_script(_COMPARE_AND_SET)
         self._extend = client.register_script(_EXTEND)
         self._release = client.register_script(_RELEASE)
@@ -271,8 +281,9 @@ class RedisTokenStore:
     def _refusal(self, doing: str, exc: Exception) -> TokenStoreError:
         return TokenStoreError(
             f"{self._where}: cannot {doing}: Redis refused ({type(exc).__name__}); check the "
-            "password, the ACL (GET, SET, HMGET, HSET, PEXPIRE, DEL, EVAL, EVALSHA, SCRIPT, "
-            "TIME) and the key",
+            "password, the ACL (on the key and its lease: HMGET, HGET, HSET, GET, SET, PEXPIRE, "
+            "DEL, EVALSHA, SCRIPT LOAD, TIME, and SELECT for a database other than 0) and the "
+            "key",
             store=self._where,
         )
 

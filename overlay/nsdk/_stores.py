@@ -1,7 +1,7 @@
 """Where a session lives: the ``TokenStore`` protocol, the memory store, the 0.1 store adapter.
 
 A store is the coordination point of every client that shares a session. It offers four
-primitives and no policy (the refresh algorithm is ``_session.refresh_steps``, once):
+primitives and no policy (the refresh algorithm is ``_refresh.refresh_steps``, once):
 
 * ``read()``: a consistent snapshot, ``StoredSession`` (pair, generation, refresh in flight);
 * ``compare_and_set(expected, new, lease)``: write ``new`` only if the stored generation is still

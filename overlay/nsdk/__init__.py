@@ -2,7 +2,9 @@
 
 Sign in, call protected APIs with a bearer token that rotates itself, and fail closed when the
 session cannot be refreshed. ``Client`` is synchronous, ``AsyncClient`` its asyncio twin; both
-expose the generated layer as ``client.api`` with the same behaviour.
+expose the generated layer as ``client.api`` with the same behaviour. ``nsdk.__version__`` is
+the installed distribution's version, read from its metadata on first access (so ``import nsdk``
+does not pay for ``importlib.metadata``).
 
 Examples:
     >>> import nsdk
@@ -11,6 +13,8 @@ Examples:
     ...     print(session.tenant_id, client.me().email)
     ...     client.logout()
 """
+
+from typing import TYPE_CHECKING
 
 from ._async_client import AsyncClient
 from ._cipher import AesGcmCipher, TokenCipher
@@ -32,6 +36,7 @@ from ._errors import (
     NsdkError,
     PermissionDeniedError,
     RateLimitError,
+    RetryableError,
     ScopeMismatchError,
     ServerError,
     SessionError,
@@ -49,6 +54,30 @@ from ._retry import RetryPolicy, parse_retry_after
 from ._session import Session, SessionState
 from ._stores import BasicTokenStore, MemoryTokenStore, TokenStore
 from ._tokens import RefreshInFlight, StoredSession, Tokens
+
+if TYPE_CHECKING:
+    # What type checkers see instead of __getattr__, so a misspelt nsdk.<name> stays an error.
+    __version__: str
+else:
+
+    def __getattr__(name: str) -> str:
+        """Compute ``__version__`` on first access, from the installed package's metadata."""
+        if name != "__version__":
+            raise AttributeError(f"module 'nsdk' has no attribute {name!r}")
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("nsdk")
+        except PackageNotFoundError:
+            raise AttributeError(
+                "nsdk.__version__: nsdk is imported from a source tree that is not installed, "
+                "so it has no package metadata; install it (pip install .) to get a version"
+            ) from None
+        globals()["__version__"] = value  # later reads are ordinary attribute lookups
+        return value
+
+
+del TYPE_CHECKING  # not part of the public namespace
 
 __all__ = [
     "BASE_URL_ENV",
@@ -76,6 +105,7 @@ __all__ = [
     "RedisTokenStore",
     "RefreshInFlight",
     "RetryPolicy",
+    "RetryableError",
     "ScopeMismatchError",
     "ServerError",
     "Session",
@@ -94,3 +124,18 @@ __all__ = [
     "Tokens",
     "parse_retry_after",
 ]
+
+
+# Last in the file, so it covers every name above: public names report their public module
+# (``nsdk.APIConnectionError``, not ``nsdk._errors.APIConnectionError``) in tracebacks, reprs,
+# pickles and help(), as httpx does in its ``__init__``. Constants cannot carry a module.
+def _report_public_module() -> None:
+    namespace = globals()
+    for name in __all__:
+        public = namespace.get(name)  # None for a name served by __getattr__ (__version__)
+        if callable(public):
+            setattr(public, "__module__", __name__)  # noqa: B010 (not on the static type)
+
+
+_report_public_module()
+del _report_public_module

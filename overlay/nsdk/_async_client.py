@@ -10,14 +10,16 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
 
+import attrs
 import httpx
+from nsdk_api import Client as ApiClient
 from nsdk_api.api.auth import login as _login
 from nsdk_api.api.auth import logout as _logout
 from nsdk_api.api.auth import me as _me
 from nsdk_api.api.auth import refresh as _refresh
 from nsdk_api.models import LoginRequest, Me, RefreshRequest
 
-from ._auth import AsyncBearerAuth
+from ._auth import AsyncBearerAuth, OtherFlavourTransport
 from ._base import Boundary, ClientBase, logger
 from ._config import ClientConfig
 from ._errors import NsdkError, ScopeMismatchError, SessionExpiredError
@@ -35,6 +37,23 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+class _ViewTransport(AsyncRetryTransport):
+    """The retry transport of a ``with_options`` view: its own policy over the client's pool."""
+
+    def __init__(self, shared: AsyncRetryTransport, policy: RetryPolicy) -> None:
+        super().__init__(
+            shared._inner,
+            policy,
+            sleep=shared._sleep,
+            clock=shared._clock,
+            random=shared._random,
+            before_resend=shared._before_resend,
+        )
+
+    async def aclose(self) -> None:
+        """Leave the connection pool open: it is the client's, closed with the client."""
+
+
 class AsyncClient(ClientBase):
     """An asyncio NSDK API client with a session: login, me, logout, automatic refresh.
 
@@ -45,7 +64,9 @@ class AsyncClient(ClientBase):
         token_store: Where the session lives (default: this client's memory). Clients sharing a
             store share one session and one refresh per expiry: ``MemoryTokenStore`` for
             threads and tasks, ``FileTokenStore`` for processes of one host.
-        on_tokens_refreshed: Called with the new ``Tokens`` after each rotation.
+        on_tokens_refreshed: Called with the new ``Tokens`` after each rotation this client
+            performs (automatic or ``refresh()``); not after ``login`` (read ``tokens``), nor
+            when it adopts a pair another client sharing the store rotated.
         on_session_expired: Called with the ``SessionExpiredError`` when the session fails closed.
         timeout: httpx timeout per attempt (default: 10 s, 5 s to connect).
         refresh_leeway: Refresh a JWT access token this many seconds before its ``exp``
@@ -116,6 +137,25 @@ class AsyncClient(ClientBase):
         self._api.set_async_httpx_client(
             httpx.AsyncClient(transport=retrying, auth=self._auth, **cfg.httpx_options())
         )
+        # Its sync calls would otherwise get a plain httpx client: no token, refresh or retry.
+        refuse = OtherFlavourTransport(type(self), is_async=True)
+        self._api.set_httpx_client(
+            httpx.Client(transport=refuse, trust_env=False, **cfg.httpx_options())
+        )
+
+    def _view_api(self, config: ClientConfig) -> ApiClient:
+        # A with_options view: as Client._view_api, with the async httpx client.
+        shared = self._api.get_async_httpx_client()._transport  # pyright: ignore[reportPrivateUsage]
+        assert isinstance(shared, AsyncRetryTransport), "a client sends through its transport"
+        api = attrs.evolve(self._api, timeout=config.timeout)
+        api.set_httpx_client(self._api.get_httpx_client())  # the other flavour's, as the client's
+        return api.set_async_httpx_client(
+            httpx.AsyncClient(
+                transport=_ViewTransport(shared, config.retry),
+                auth=self._auth,
+                **config.httpx_options(),
+            )
+        )
 
     async def _refresh_call(self, refresh_token: str) -> Tokens:
         pair = await _refresh.asyncio(
@@ -139,8 +179,7 @@ class AsyncClient(ClientBase):
             result = await _login.asyncio(
                 client=self._api, body=LoginRequest(email=email, password=password)
             )
-            del password  # not kept beyond the request
-            await self._auth.sign_in(self._config.login_tokens(result))
+            del password  # not kept beyond the request; the auth flow signed in with the pair
             me = await _me.asyncio(client=self._api)
         verified = self._config.verify_session(result, me, expected_tenant_id)
         if isinstance(verified, ScopeMismatchError):
@@ -189,15 +228,18 @@ class AsyncClient(ClientBase):
         if core.state is not SessionState.ACTIVE:
             core.signed_out()
             return False
+        confirmed = False
         try:
             with Boundary("logout"):
-                await _logout.asyncio(client=self._api)
+                await _logout.asyncio(client=self._api)  # on its 2xx the auth flow signs out
+            confirmed = True
             return True
         except NsdkError as exc:
             logger.warning("logout: the server did not confirm the revocation: %s", exc)
             return False
         finally:
-            await self._auth.sign_out()  # a new generation: a racing refresh cannot store its pair
+            if not confirmed:  # cleared all the same (a new generation: see sign_out_steps)
+                await self._auth.sign_out()
 
     async def aclose(self) -> None:
         """Close connections. Tokens stay in the token store."""

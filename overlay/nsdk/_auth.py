@@ -6,6 +6,11 @@ section), ``sign_in_steps`` and ``sign_out_steps`` against the token store. The 
 every store call in a worker thread, so a lock wait or a file write never blocks the event loop.
 Refresh is I/O under a lock, which is why they override ``sync_auth_flow`` and
 ``async_auth_flow`` (as the httpx docs describe for auth flows that do I/O).
+
+A login or logout through ``client.api`` reaches the session here, in the auth flow, as the
+overlay's own ``login()`` and ``logout()`` do: they send the same generated calls. The other
+flavour's httpx client of ``client.api`` (async for a ``Client``, sync for an ``AsyncClient``)
+sends through ``OtherFlavourTransport``, which refuses every request.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import contextlib
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import httpx
+from nsdk_api._operations import operation_for
 
-from ._errors import NsdkError, TokenStoreError
+from ._errors import ConfigurationError, NsdkError, TokenStoreError
 from ._refresh import (
     ReadStore,
     StoreClock,
@@ -28,7 +35,7 @@ from ._refresh import (
     sign_in_steps,
     sign_out_steps,
 )
-from ._session import Reload, SessionCore, auth_steps
+from ._session import Reload, SessionCore, SignIn, SignOut, auth_steps
 from ._stores import TokenStore
 from ._tokens import StoredSession, Tokens
 
@@ -36,6 +43,11 @@ if TYPE_CHECKING:
     import asyncio  # imported when first needed: `import nsdk` stays free of asyncio
 
 Steps = Generator[StoreStep, object, None]
+
+#: Set while a shell sends its own refresh (``SendRefresh``, inside the store's critical
+#: section): the one refresh ``auth_steps`` lets through. A context variable, so it marks only
+#: the thread (sync) or task (async) that runs the refresh, never a concurrent caller's request.
+_OWN_REFRESH: ContextVar[bool] = ContextVar("nsdk_own_refresh", default=False)
 
 
 def _store_name(store: TokenStore) -> str:
@@ -153,7 +165,11 @@ def run_steps(
                 value = store_now(store)
             else:
                 assert send is not None, "a refresh step outside refresh_steps"
-                value = send(step.refresh_token)
+                mark = _OWN_REFRESH.set(True)
+                try:
+                    value = send(step.refresh_token)
+                finally:
+                    _OWN_REFRESH.reset(mark)
         except NsdkError as exc:
             error = exc
 
@@ -180,7 +196,11 @@ async def arun_steps(
                 value = await asyncio.to_thread(store_now, store)
             else:
                 assert send is not None, "a refresh step outside refresh_steps"
-                value = await send(step.refresh_token)
+                mark = _OWN_REFRESH.set(True)
+                try:
+                    value = await send(step.refresh_token)
+                finally:
+                    _OWN_REFRESH.reset(mark)
         except NsdkError as exc:
             error = exc
 
@@ -205,20 +225,23 @@ class BearerAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
         """Run ``auth_steps`` for one request."""
-        steps = auth_steps(self._core, request, self._origin)
-        response: httpx.Response | None = None
+        steps = auth_steps(self._core, request, self._origin, own_refresh=_OWN_REFRESH.get())
         try:
             step = next(steps)
             while True:
                 if isinstance(step, httpx.Request):
                     response = yield step
-                elif isinstance(step, Reload):
+                    step = steps.send(response)
+                    continue
+                if isinstance(step, Reload):
                     self.reload(quiet=True)
-                    response = None
+                elif isinstance(step, SignIn):
+                    self.sign_in(step.tokens)
+                elif isinstance(step, SignOut):
+                    self.sign_out()
                 else:
                     self.refresh(step.stale)
-                    response = None
-                step = steps.send(response)
+                step = steps.send(None)
         except StopIteration:
             return
 
@@ -276,20 +299,23 @@ class AsyncBearerAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Run ``auth_steps`` for one request."""
-        steps = auth_steps(self._core, request, self._origin)
-        response: httpx.Response | None = None
+        steps = auth_steps(self._core, request, self._origin, own_refresh=_OWN_REFRESH.get())
         try:
             step = next(steps)
             while True:
                 if isinstance(step, httpx.Request):
                     response = yield step
-                elif isinstance(step, Reload):
+                    step = steps.send(response)
+                    continue
+                if isinstance(step, Reload):
                     await self.reload(quiet=True)
-                    response = None
+                elif isinstance(step, SignIn):
+                    await self.sign_in(step.tokens)
+                elif isinstance(step, SignOut):
+                    await self.sign_out()
                 else:
                     await self.refresh(step.stale)
-                    response = None
-                step = steps.send(response)
+                step = steps.send(None)
         except StopIteration:
             return
 
@@ -336,6 +362,57 @@ class AsyncBearerAuth(httpx.Auth):
         raise RuntimeError("AsyncBearerAuth is for httpx.AsyncClient; use BearerAuth")
 
 
+class OtherFlavourTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """The transport of the httpx client ``client.api`` must never use: refuses, sends nothing.
+
+    A generated client builds the flavour it was not given on first use, as a plain httpx client:
+    no bearer token, no refresh, no retry. So each shell gives it the other flavour too, sending
+    through this transport: ``me.sync_detailed(client=async_client.api)`` (or
+    ``me.asyncio_detailed(client=client.api)``) raises ``ConfigurationError`` naming the call to
+    use, and no request leaves.
+    """
+
+    def __init__(self, owner: type, *, is_async: bool) -> None:
+        self._owner = owner  # the overlay class whose methods the message may point to
+        self._is_async = is_async  # the flavour of the client that owns client.api
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Refuse: a sync call through an AsyncClient's ``client.api``."""
+        raise self._refused(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Refuse: an asyncio call through a Client's ``client.api``."""
+        raise self._refused(request)
+
+    def _refused(self, request: httpx.Request) -> ConfigurationError:
+        op = operation_for(request)
+        if self._is_async:
+            owner, wrong, other, wait = "nsdk.AsyncClient", "synchronous", "nsdk.Client", "await "
+            flavour, raw = "asyncio_detailed", "client.api.get_async_httpx_client()"
+        else:
+            owner, wrong, other, wait = "nsdk.Client", "asyncio", "nsdk.AsyncClient", ""
+            flavour, raw = "sync_detailed", "client.api.get_httpx_client()"
+        use = raw if op is None else f"{wait}{op.name}.{flavour}(client=client.api)"
+        method = _method_call(self._owner, op.name) if op is not None else None
+        if method is not None:
+            use += f" or {wait}{method}"
+        return ConfigurationError(
+            f"client.api belongs to an {owner}: {wrong} calls through it would bypass the "
+            f"session, so nothing was sent. Use {use} (for {wrong} code, create an {other})"
+        )
+
+
+def _method_call(owner: type, name: str) -> str | None:
+    # How to call the client's own method for an operation (`client.me()`), if it has one.
+    method = getattr(owner, name, None)
+    if name.startswith("_") or not callable(method):
+        return None
+    import inspect  # on the error path only
+
+    takes = [p for p in inspect.signature(method).parameters if p != "self"]
+    return f"client.{name}({'...' if takes else ''})"
+
+
 async def _enter_in_thread(section: AbstractContextManager[object]) -> object:
     """Enter a blocking context manager in a thread of its own, without leaking it on cancel.
 
@@ -378,6 +455,7 @@ async def _enter_in_thread(section: AbstractContextManager[object]) -> object:
 __all__ = [
     "AsyncBearerAuth",
     "BearerAuth",
+    "OtherFlavourTransport",
     "arun_steps",
     "run_steps",
     "store_now",

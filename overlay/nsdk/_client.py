@@ -13,14 +13,16 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+import attrs
 import httpx
+from nsdk_api import Client as ApiClient
 from nsdk_api.api.auth import login as _login
 from nsdk_api.api.auth import logout as _logout
 from nsdk_api.api.auth import me as _me
 from nsdk_api.api.auth import refresh as _refresh
 from nsdk_api.models import LoginRequest, Me, RefreshRequest
 
-from ._auth import BearerAuth
+from ._auth import BearerAuth, OtherFlavourTransport
 from ._base import Boundary, ClientBase, logger
 from ._config import ClientConfig
 from ._errors import NsdkError, ScopeMismatchError, SessionExpiredError
@@ -29,6 +31,23 @@ from ._session import Session, SessionState
 from ._stores import BasicTokenStore, TokenStore
 from ._tokens import Tokens
 from ._transport import RetryTransport
+
+
+class _ViewTransport(RetryTransport):
+    """The retry transport of a ``with_options`` view: its own policy over the client's pool."""
+
+    def __init__(self, shared: RetryTransport, policy: RetryPolicy) -> None:
+        super().__init__(
+            shared._inner,
+            policy,
+            sleep=shared._sleep,
+            clock=shared._clock,
+            random=shared._random,
+            before_resend=shared._before_resend,
+        )
+
+    def close(self) -> None:
+        """Leave the connection pool open: it is the client's, closed with the client."""
 
 
 class Client(ClientBase):
@@ -41,7 +60,9 @@ class Client(ClientBase):
         token_store: Where the session lives (default: this client's memory). Clients sharing a
             store share one session and one refresh per expiry: ``MemoryTokenStore`` for
             threads and tasks, ``FileTokenStore`` for processes of one host.
-        on_tokens_refreshed: Called with the new ``Tokens`` after each rotation.
+        on_tokens_refreshed: Called with the new ``Tokens`` after each rotation this client
+            performs (automatic or ``refresh()``); not after ``login`` (read ``tokens``), nor
+            when it adopts a pair another client sharing the store rotated.
         on_session_expired: Called with the ``SessionExpiredError`` when the session fails closed.
         timeout: httpx timeout per attempt (default: 10 s, 5 s to connect).
         refresh_leeway: Refresh a JWT access token this many seconds before its ``exp``
@@ -112,6 +133,27 @@ class Client(ClientBase):
         self._api.set_httpx_client(
             httpx.Client(transport=retrying, auth=self._auth, **cfg.httpx_options())
         )
+        # Its asyncio calls would otherwise get a plain httpx client: no token, refresh or retry.
+        refuse = OtherFlavourTransport(type(self), is_async=False)
+        self._api.set_async_httpx_client(
+            httpx.AsyncClient(transport=refuse, trust_env=False, **cfg.httpx_options())
+        )
+
+    def _view_api(self, config: ClientConfig) -> ApiClient:
+        # A with_options view: a retry transport with the view's policy over the same pool, the
+        # same auth flow (one session, one single-flight refresh). httpx offers no public way
+        # to read a client's transport.
+        shared = self._api.get_httpx_client()._transport  # pyright: ignore[reportPrivateUsage]
+        assert isinstance(shared, RetryTransport), "a client sends through its RetryTransport"
+        api = attrs.evolve(self._api, timeout=config.timeout)
+        api.set_async_httpx_client(self._api.get_async_httpx_client())  # the other flavour's
+        return api.set_httpx_client(
+            httpx.Client(
+                transport=_ViewTransport(shared, config.retry),
+                auth=self._auth,
+                **config.httpx_options(),
+            )
+        )
 
     def _refresh_call(self, refresh_token: str) -> Tokens:
         pair = _refresh.sync(client=self._api, body=RefreshRequest(refresh_token=refresh_token))
@@ -131,8 +173,7 @@ class Client(ClientBase):
             result = _login.sync(
                 client=self._api, body=LoginRequest(email=email, password=password)
             )
-            del password  # not kept beyond the request
-            self._auth.sign_in(self._config.login_tokens(result))
+            del password  # not kept beyond the request; the auth flow signed in with the pair
             me = _me.sync(client=self._api)
         verified = self._config.verify_session(result, me, expected_tenant_id)
         if isinstance(verified, ScopeMismatchError):
@@ -181,15 +222,18 @@ class Client(ClientBase):
         if core.state is not SessionState.ACTIVE:
             core.signed_out()
             return False
+        confirmed = False
         try:
             with Boundary("logout"):
-                _logout.sync(client=self._api)
+                _logout.sync(client=self._api)  # on its 2xx the auth flow signs out
+            confirmed = True
             return True
         except NsdkError as exc:
             logger.warning("logout: the server did not confirm the revocation: %s", exc)
             return False
         finally:
-            self._auth.sign_out()  # a new generation: a racing refresh cannot store its pair
+            if not confirmed:  # cleared all the same (a new generation: see sign_out_steps)
+                self._auth.sign_out()
 
     def close(self) -> None:
         """Close connections. Tokens stay in the token store."""

@@ -1,18 +1,21 @@
 """Client configuration shared by ``Client`` and ``AsyncClient``: validation and wiring.
 
-Everything that does not depend on sync versus async lives here, once: the base URL checks
-(``InsecureTransportError``), the session core, the error translation hook and the generated
-client's settings.
+Everything that does not depend on sync versus async lives here, once: the checks of every
+constructor argument (``ConfigurationError`` naming the argument and what it accepts; the base
+URL's ``InsecureTransportError``), the session core, the error translation hook and the
+generated client's settings. (``transport`` and ``sleep`` differ between the two clients: the
+retry transports check them.)
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import random as _random
 import time
-from collections.abc import Callable
-from typing import TypedDict
+from collections.abc import Callable, Mapping
+from typing import TypedDict, cast
 
 import httpx
 from nsdk_api import Client as ApiClient
@@ -82,6 +85,106 @@ def resolve_base_url(base_url: str | None, allow_insecure_http: bool) -> httpx.U
     return url
 
 
+def _got(value: object) -> str:
+    """A bad argument for a message: short plain values as they are, anything else by type."""
+    simple = value is None or isinstance(value, bool | int | float)
+    if simple or (isinstance(value, str) and len(value) <= 40):
+        return repr(value)
+    return type(value).__name__
+
+
+def _seconds(value: object, *, above_zero: bool = False) -> bool:
+    """Whether ``value`` is a finite number of seconds >= 0 (> 0 with ``above_zero``)."""
+    # bool is an int to Python, never a duration to us; NaN and infinities are refused too.
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    return value > 0 if above_zero else value >= 0
+
+
+def check_arguments(
+    *,
+    base_url: object,
+    retry: object,
+    timeout: object,
+    refresh_leeway: object,
+    refresh_reuse_interval: object,
+    allow_insecure_http: object,
+    follow_redirects: object,
+    headers: object,
+    callables: Mapping[str, tuple[object, str]],
+) -> None:
+    """Refuse a wrong constructor argument with a ConfigurationError naming what it accepts.
+
+    Checked at run time for callers without a type checker: a wrong value would otherwise fail
+    later, at the first request, as a raw ``TypeError`` from deep inside httpx (or never).
+
+    Args:
+        base_url: Checked for its type here; its content by ``resolve_base_url``.
+        retry: An ``nsdk.RetryPolicy`` or None.
+        timeout: A number of seconds > 0, an ``httpx.Timeout``, or None.
+        refresh_leeway: A number of seconds >= 0.
+        refresh_reuse_interval: A number of seconds >= 0.
+        allow_insecure_http: True or False.
+        follow_redirects: True or False.
+        headers: A mapping of str to str, or None.
+        callables: ``name -> (value, what it should be like)`` for the optional callables.
+
+    Raises:
+        ConfigurationError: The first wrong argument, named with the values it accepts.
+    """
+    if base_url is not None and not isinstance(base_url, str | httpx.URL):
+        raise ConfigurationError(
+            f"base_url must be a str such as 'https://api.example.com', or None to read "
+            f"${BASE_URL_ENV}, got {_got(base_url)}"
+        )
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(
+            f"retry must be an nsdk.RetryPolicy, or None for the default, got {_got(retry)}"
+        )
+    if not (
+        timeout is None or isinstance(timeout, httpx.Timeout) or _seconds(timeout, above_zero=True)
+    ):
+        raise ConfigurationError(
+            "timeout must be a number of seconds > 0, an httpx.Timeout, or None (the "
+            f"default: 10 s, 5 s to connect), got {_got(timeout)}"
+        )
+    for name, value in (
+        ("refresh_leeway", refresh_leeway),
+        ("refresh_reuse_interval", refresh_reuse_interval),
+    ):
+        if not _seconds(value):
+            hint = " (0: the server has no reuse interval)" if name != "refresh_leeway" else ""
+            raise ConfigurationError(
+                f"{name} must be a number of seconds >= 0{hint}, got {_got(value)}"
+            )
+    for name, value in (
+        ("allow_insecure_http", allow_insecure_http),
+        ("follow_redirects", follow_redirects),
+    ):
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{name} must be True or False, got {_got(value)}")
+    if headers is not None:
+        if not isinstance(headers, Mapping):
+            raise ConfigurationError(
+                f"headers must be a dict of str to str, or None, got {_got(headers)}"
+            )
+        for key, value in cast("Mapping[object, object]", headers).items():
+            if not isinstance(key, str):
+                raise ConfigurationError(
+                    f"headers must be a dict of str to str; a key is of type {type(key).__name__}"
+                )
+            if not isinstance(value, str):  # the value is not shown: it may be a secret
+                raise ConfigurationError(
+                    f"headers must be a dict of str to str; the value of {key!r} is of type "
+                    f"{type(value).__name__}"
+                )
+    for name, (value, like) in callables.items():
+        if value is not None and not callable(value):
+            raise ConfigurationError(
+                f"{name} must be a callable {like}, or None, got {_got(value)}"
+            )
+
+
 class HttpxOptions(TypedDict):
     """Keyword arguments shared by the sync and async httpx clients."""
 
@@ -111,23 +214,31 @@ class ClientConfig:
         clock: Callable[[], float] | None,
         random: Callable[[], float] | None,
     ) -> None:
-        # Checked at run time for callers without a type checker.
-        if retry is not None and not isinstance(retry, RetryPolicy):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise ConfigurationError("retry must be an nsdk.RetryPolicy")
+        check_arguments(
+            base_url=base_url,
+            retry=retry,
+            timeout=timeout,
+            refresh_leeway=refresh_leeway,
+            refresh_reuse_interval=refresh_reuse_interval,
+            allow_insecure_http=allow_insecure_http,
+            follow_redirects=follow_redirects,
+            headers=headers,
+            callables={
+                "clock": (clock, "returning the current Unix time (like time.time)"),
+                "random": (random, "returning a float in [0, 1) (like random.random)"),
+                "on_tokens_refreshed": (on_tokens_refreshed, "taking the new nsdk.Tokens"),
+                "on_session_expired": (on_session_expired, "taking the SessionExpiredError"),
+            },
+        )
         self.base_url = resolve_base_url(base_url, allow_insecure_http)
         self.retry = retry if retry is not None else RetryPolicy()
-        self.clock = clock or time.time
-        self.random = random or _random.random
+        self.clock = clock if clock is not None else time.time
+        self.random = random if random is not None else _random.random
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self.follow_redirects = follow_redirects
         self.headers = dict(headers or {})
         if any(k.lower() == "authorization" for k in self.headers):
             raise ConfigurationError("do not set Authorization in headers: nsdk manages the token")
-        if not refresh_reuse_interval >= 0:
-            raise ConfigurationError(
-                "refresh_reuse_interval must be >= 0 seconds (0: the server has no reuse "
-                f"interval), got {refresh_reuse_interval!r}"
-            )
         self.store: TokenStore = (
             MemoryTokenStore() if token_store is None else as_token_store(token_store)
         )
@@ -212,4 +323,11 @@ def check_scope(login: LoginResponse, me: Me, expected_tenant_id: str | None) ->
     return None
 
 
-__all__ = ["BASE_URL_ENV", "ClientConfig", "HttpxOptions", "check_scope", "resolve_base_url"]
+__all__ = [
+    "BASE_URL_ENV",
+    "ClientConfig",
+    "HttpxOptions",
+    "check_arguments",
+    "check_scope",
+    "resolve_base_url",
+]

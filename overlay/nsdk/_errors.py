@@ -3,42 +3,47 @@
 ::
 
     NsdkError                          root: catch this to catch everything nsdk raises
+    ├── RetryableError                 try again later; also a second base of the classes marked [R]
+    │   └── APIConnectionError         no usable response: connection refused, reset, dropped
+    │       └── APITimeoutError        the request timed out
     ├── APIError                       the server answered with an error status
     │   ├── BadRequestError            400: the request payload shape is invalid (never retried)
     │   ├── AuthenticationError        401: credentials invalid, or the token rejected after refresh
     │   ├── PermissionDeniedError      403 (not documented by the spec)
     │   ├── NotFoundError              404 (not documented by the spec)
     │   ├── ConflictError              409 (not documented by the spec)
-    │   ├── RateLimitError             429: retry_after says how long the server asked to wait
-    │   └── ServerError                5xx: request_id (and earlier attempts' ids) to escalate with
-    ├── APIConnectionError             no usable response: connection refused, reset, dropped
-    │   └── APITimeoutError            the request timed out
+    │   ├── RateLimitError             [R] 429: retry_after says how long the server asked to wait
+    │   └── ServerError                [R] 5xx: escalate with request_id and attempt_request_ids
     ├── MalformedResponseError         a success response whose body does not match the spec
     ├── SessionError                   the client-side session cannot make the call
     │   ├── NotAuthenticatedError      a protected call before login (or after logout/expiry)
     │   ├── SessionExpiredError        refresh was refused: the session was cleared (fail closed)
     │   └── ScopeMismatchError         me() disagrees with login (user or tenant): session cleared
     ├── TokenStoreError                the token store could not be used; what it holds is untouched
-    │   ├── TokenStoreBusyError        the refresh critical section was not entered in time (retry)
-    │   ├── TokenStoreUnavailableError the store cannot be reached (Redis down, timing out; retry)
+    │   ├── TokenStoreBusyError        [R] the refresh critical section was not entered in time
+    │   ├── TokenStoreUnavailableError [R] the store cannot be reached (Redis down, timing out)
     │   ├── TokenStoreCorruptError     the stored session cannot be read (torn, unknown, tampered)
     │   ├── TokenStoreKeyError         the record and the store's cipher disagree (key, or none)
     │   └── TokenStorePermissionError  the store is open to others or not ours (as ssh refuses)
-    ├── ConfigurationError             the client was configured unsafely or wrongly
+    ├── ConfigurationError             the client was configured unsafely or wrongly (a ValueError)
     │   └── InsecureTransportError     http:// to a non-loopback host without explicit opt-in
     └── ClientClosedError              the client was closed; create a new one
 
+The retryable base is also the second base of the classes marked [R], so one ``except`` clause
+catches the failures where the same call may succeed later: the network, a rate limit, a failing
+server, a busy or unreachable token store. The others fail the same way until something changes.
+
 The status -> class choice is one table (``_STATUS_CLASSES``); lower-level errors are translated
 in two places only: ``from_generated`` (generated-layer errors) and ``from_transport`` (httpx).
-Messages say what happened and what to do, and never contain a token, a password or a body.
+Messages say what happened and what to do, name the request id once, and never contain a token,
+a password or a body (of a body, only the error's ``detail``: the server's explanation).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
-
-from ._retry import ATTEMPT_IDS, parse_retry_after
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     import httpx
@@ -56,6 +61,30 @@ class NsdkError(Exception):
         ... except nsdk.NsdkError as exc:
         ...     log.error("the API call failed: %s", exc)
     """
+
+
+class RetryableError(NsdkError):
+    """Try again later: rate limited, the server failing, the network or the token store down.
+
+    The base of ``APIConnectionError`` (and so ``APITimeoutError``), and a second base of
+    ``RateLimitError``, ``ServerError``, ``TokenStoreBusyError`` and
+    ``TokenStoreUnavailableError``. nsdk has already retried where its retry policy allows; the
+    same call may succeed later. The other errors fail the same way every time until something
+    changes (the request, the credentials, the configuration): retrying them is pointless.
+
+    Attributes:
+        retry_after: Seconds the server asked to wait (a ``RateLimitError`` with
+            ``Retry-After``); None when nobody said.
+
+    Examples:
+        >>> try:  # doctest: +SKIP
+        ...     me = client.me()
+        ... except nsdk.RetryableError as exc:
+        ...     log.warning("try again later: %s", exc)
+        ...     schedule(retry_in=exc.retry_after or 30)
+    """
+
+    retry_after: float | None = None
 
 
 class APIError(NsdkError):
@@ -119,7 +148,7 @@ class ConflictError(APIError):
     """409: the request conflicts with the server's state (not a documented status)."""
 
 
-class RateLimitError(APIError):
+class RateLimitError(APIError, RetryableError):
     """429: rate limited, after the retry policy's attempts (or a wait above its cap).
 
     Attributes:
@@ -135,12 +164,52 @@ class RateLimitError(APIError):
     retry_after: float | None = None
 
 
-class ServerError(APIError):
+class ServerError(APIError, RetryableError):
     """5xx: the server failed, after the retry policy's attempts. Escalate with request_id."""
 
 
-class APIConnectionError(NsdkError):
-    """No usable response: the connection failed, was reset, or dropped mid-answer."""
+class APIConnectionError(RetryableError):
+    """No usable response: the connection failed, was reset, or dropped mid-answer.
+
+    Raised after the retry policy's attempts; the message names the operation, the URL (never
+    its query), the attempts made and the time they took.
+
+    Attributes:
+        operation: The operation (e.g. ``"me"``), if the request was one of the spec's.
+        url: The URL requested, without its query string (it could carry a secret).
+        attempts: How many attempts were made, the first included.
+        elapsed: Seconds from the first attempt to the failure, waits included (by the
+            client's clock); None when not measured.
+        request_id: The server's request id for the failed answer, when there was one (a
+            body that could not be decoded); None when no answer arrived.
+        attempt_request_ids: Request ids of the earlier attempts the server did answer (a 5xx
+            before the connection failed), oldest first.
+
+    Examples:
+        >>> try:  # doctest: +SKIP
+        ...     client.me()
+        ... except nsdk.APIConnectionError as exc:
+        ...     log.warning("%s unreachable after %d attempts", exc.url, exc.attempts)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        url: str | None = None,
+        attempts: int = 1,
+        elapsed: float | None = None,
+        request_id: str | None = None,
+        attempt_request_ids: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.url = url
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.request_id = request_id
+        self.attempt_request_ids = tuple(attempt_request_ids)
 
 
 class APITimeoutError(APIConnectionError):
@@ -209,7 +278,7 @@ class TokenStoreError(NsdkError):
         self.store = store
 
 
-class TokenStoreBusyError(TokenStoreError):
+class TokenStoreBusyError(TokenStoreError, RetryableError):
     """Another client held the session's refresh critical section past the wait bound.
 
     Retryable: nothing was sent and nothing changed. The holder is refreshing the session (or is
@@ -217,7 +286,7 @@ class TokenStoreBusyError(TokenStoreError):
     """
 
 
-class TokenStoreUnavailableError(TokenStoreError):
+class TokenStoreUnavailableError(TokenStoreError, RetryableError):
     """The store cannot be reached (Redis down or timing out). Retryable.
 
     Nothing was sent and nothing changed: a refresh is never made without the store's critical
@@ -276,8 +345,14 @@ class TokenStorePermissionError(TokenStoreError):
     """
 
 
-class ConfigurationError(NsdkError):
-    """The client was configured wrongly or unsafely."""
+class ConfigurationError(NsdkError, ValueError):
+    """The client was configured wrongly or unsafely: the message names the argument.
+
+    Raised when the object is built (``Client``, ``AsyncClient``, ``RetryPolicy``, the stores,
+    the ciphers), before anything is sent. Also a ``ValueError``: a bad argument value is what
+    ``ValueError`` means, and code that caught the ``ValueError`` that ``RetryPolicy`` used to
+    raise keeps working.
+    """
 
 
 class InsecureTransportError(ConfigurationError):
@@ -300,10 +375,29 @@ _STATUS_CLASSES: Mapping[int, type[APIError]] = {
 
 _ADVICE: Mapping[type[APIError], str] = {
     BadRequestError: "fix the request payload",
-    AuthenticationError: "check the credentials, or sign in again",
+    AuthenticationError: "the access token was refused even after a refresh: sign in again",
     RateLimitError: "slow down and retry later",
     ServerError: "retry later; if it persists, escalate with the request_id",
 }
+
+#: Advice by the operation's role where it differs from the class's (a 401 on login is about
+#: the credentials, not the session).
+_ROLE_ADVICE: Mapping[tuple[type[APIError], str | None], str] = {
+    (AuthenticationError, "login"): "check the email and password",
+}
+
+#: Which timeout expired, by httpx exception name (the key in the request's timeout extension).
+_TIMEOUT_KINDS: Mapping[str, str] = {
+    "ConnectTimeout": "connect",
+    "ReadTimeout": "read",
+    "WriteTimeout": "write",
+    "PoolTimeout": "pool",
+}
+
+
+def seconds(value: float) -> str:
+    """A duration for a message: ``"0.875 s"``, ``"12.3 s"``, ``"120 s"``."""
+    return f"{value:.0f} s" if value >= 100 else f"{value:.3g} s"
 
 
 def status_class(status_code: int) -> type[APIError]:
@@ -313,9 +407,25 @@ def status_class(status_code: int) -> type[APIError]:
     return _STATUS_CLASSES.get(status_code, APIError)
 
 
+def _body_detail(content: bytes) -> str | None:
+    # An undocumented status (a 503 from the server or a proxy) may still carry the spec's error
+    # body: keep its ``detail``, the server's explanation, and nothing else of the body.
+    try:
+        data = json.loads(content)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    detail = cast("dict[str, object]", data).get("detail")
+    return detail if isinstance(detail, str) and detail else None
+
+
 def from_generated(error: ApiResponseError, now: float) -> NsdkError:
     """Translate a generated-layer error into nsdk's tree (the generated Client's error_hook)."""
+    from nsdk_api._operations import OPERATIONS
     from nsdk_api.errors import ErrorStatus, MalformedResponse, UnexpectedStatus
+
+    from ._retry import ATTEMPT_IDS, RETRY_AFTER_CAPPED, parse_retry_after
 
     if isinstance(error, MalformedResponse):
         return MalformedResponseError(
@@ -325,19 +435,38 @@ def from_generated(error: ApiResponseError, now: float) -> NsdkError:
             request_id=error.request_id,
             operation=error.operation,
         )
-    detail = error.detail if isinstance(error, ErrorStatus) else None
     documented = not isinstance(error, UnexpectedStatus)
+    detail: str | None = None
+    if isinstance(error, ErrorStatus):
+        detail = error.detail
+    elif isinstance(error, UnexpectedStatus):
+        detail = _body_detail(error.content)
     cls = status_class(error.status_code)
-    ids: Sequence[str] = ()
-    if error.response is not None:
-        ids = error.response.extensions.get(ATTEMPT_IDS, ())
+    extensions: Mapping[str, object] = error.response.extensions if error.response else {}
+    ids = cast("Sequence[str]", extensions.get(ATTEMPT_IDS, ()))
     if not ids and error.request_id:
         ids = (error.request_id,)  # a single attempt
-    advice = _ADVICE.get(cls, "see the status and detail")
+    op = OPERATIONS.get(error.operation)
+    role = op.role if op is not None else None
+    advice = _ROLE_ADVICE.get((cls, role)) or _ADVICE.get(cls, "see the status and detail")
+    retry_after = None
+    if cls is RateLimitError:
+        retry_after = parse_retry_after(error.headers.get("Retry-After"), now)
+        capped = cast("tuple[float, float] | None", extensions.get(RETRY_AFTER_CAPPED))
+        if capped is not None:
+            asked, cap = capped
+            wait = seconds(asked)
+            advice = (
+                f"not retried: the server asked to wait {wait} (Retry-After), more than the "
+                f"retry policy's max_retry_after of {seconds(cap)}; call again in {wait}, or "
+                "raise max_retry_after"
+            )
     attempts = f" after {len(ids)} attempts" if len(ids) > 1 else ""
+    explanation = detail or ("no detail" if documented else "undocumented status")
+    if detail and not documented:
+        explanation += " (undocumented status)"
     message = (
-        f"{error.operation}: HTTP {error.status_code}{attempts}: "
-        f"{detail or ('undocumented status' if not documented else 'no detail')}; {advice} "
+        f"{error.operation}: HTTP {error.status_code}{attempts}: {explanation}; {advice} "
         f"(request_id={error.request_id})"
     )
     exc = cls(
@@ -351,20 +480,76 @@ def from_generated(error: ApiResponseError, now: float) -> NsdkError:
         headers=error.headers,
     )
     if isinstance(exc, RateLimitError):
-        exc.retry_after = parse_retry_after(error.headers.get("Retry-After"), now)
+        exc.retry_after = retry_after
     return exc
 
 
-def from_transport(error: httpx.HTTPError, what: str) -> NsdkError:
-    """Translate an httpx error into nsdk's tree; ``what`` names the request (method and path)."""
+def from_transport(
+    error: httpx.HTTPError,
+    what: str,
+    *,
+    operation: str | None = None,
+    method: str | None = None,
+    url: str | None = None,
+    attempts: int = 1,
+    elapsed: float | None = None,
+    request_id: str | None = None,
+    attempt_request_ids: Sequence[str] = (),
+    timeouts: Mapping[str, float | None] | None = None,
+) -> APIConnectionError:
+    """Translate an httpx error into nsdk's tree.
+
+    Args:
+        error: The httpx error that ended the request.
+        what: What failed, first in the message: the operation, else method and path.
+        operation: The spec's operation name, if the request was one.
+        method: The request's method (named in the message with ``url``).
+        url: The URL, without its query string.
+        attempts: Attempts made, the first included.
+        elapsed: Seconds from the first attempt to the failure; None when not measured.
+        request_id: The request id of the failed answer, if one arrived (a body not decodable).
+        attempt_request_ids: Request ids of the attempts the server answered, oldest first.
+        timeouts: The request's httpx timeout extension (seconds per phase), to name the
+            timeout that expired.
+    """
     import httpx
 
+    name = type(error).__name__
+    target = f"{method} {url}" if method and url else ""
+    tries = ""
+    if elapsed is not None:
+        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''} in {seconds(elapsed)}"
+    cls: type[APIConnectionError] = APIConnectionError
     if isinstance(error, httpx.TimeoutException):
-        return APITimeoutError(
-            f"{what}: timed out ({type(error).__name__}); retry, or raise the timeout"
+        cls = APITimeoutError
+        kind = _TIMEOUT_KINDS.get(name, "")
+        limit = (timeouts or {}).get(kind)
+        cause = f"{name}, {kind} timeout {seconds(limit)} per attempt" if limit else name
+        subject = f"{target} timed out" if target else "timed out"
+        message = f"{subject}{tries} ({cause}); retry later, or raise the timeout"
+    elif isinstance(error, httpx.DecodingError):
+        subject = f"the response body of {target}" if target else "the response body"
+        rid = f" (request_id={request_id})" if request_id else ""
+        message = (
+            f"{subject} could not be decoded ({name}: a broken Content-Encoding); report it "
+            f"to the API's operators{rid}"
         )
-    return APIConnectionError(
-        f"{what}: no usable response ({type(error).__name__}); check the network and base_url"
+    else:
+        # A connect error's text comes from the OS or TLS (refused, no such host, a bad
+        # certificate) and says what to fix; other texts may quote what the server sent.
+        cause = name
+        if isinstance(error, httpx.ConnectError) and str(error):
+            cause = f"{name}: {error}"
+        subject = f"no usable response to {target}" if target else "no usable response"
+        message = f"{subject}{tries} ({cause}); check the network and base_url"
+    return cls(
+        f"{what}: {message}",
+        operation=operation,
+        url=url,
+        attempts=attempts,
+        elapsed=elapsed,
+        request_id=request_id,
+        attempt_request_ids=attempt_request_ids,
     )
 
 
@@ -384,6 +569,7 @@ __all__ = [
     "NsdkError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RetryableError",
     "ScopeMismatchError",
     "ServerError",
     "SessionError",
@@ -396,5 +582,6 @@ __all__ = [
     "TokenStoreUnavailableError",
     "from_generated",
     "from_transport",
+    "seconds",
     "status_class",
 ]

@@ -20,17 +20,24 @@ What is retried (``max_attempts`` counts every attempt, the first included):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from typing import Any, cast
 
 import attrs
 import httpx
 from nsdk_api._operations import RETRY_AFTER_HEADER, Operation
 
+from ._errors import ConfigurationError
+
 #: Response extension listing the request ids of every attempt, oldest first (set when the
 #: retry policy had to decide; a first answer that nothing retries carries none).
 ATTEMPT_IDS = "nsdk_attempt_request_ids"
+
+#: Response extension set on a 429 handed over at once because its ``Retry-After`` exceeded
+#: ``max_retry_after``: ``(seconds asked, max_retry_after)``, for the error's message.
+RETRY_AFTER_CAPPED = "nsdk_retry_after_capped"
 
 #: Transport errors that guarantee the request never left this process.
 NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
@@ -72,6 +79,50 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+def _number_from(low: float, high: float = math.inf) -> Callable[[object], bool]:
+    """A predicate: a finite int or float from ``low`` to ``high`` (bool and NaN are not)."""
+
+    def ok(value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return math.isfinite(value) and low <= value <= high
+
+    return ok
+
+
+def _field_check(
+    accepted: str, ok: Callable[[Any], bool]
+) -> Callable[[object, attrs.Attribute[Any], Any], None]:
+    """An attrs validator raising ConfigurationError that names the field and ``accepted``."""
+
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not ok(value):
+            raise ConfigurationError(
+                f"RetryPolicy.{attribute.name} must be {accepted}, got {value!r}"
+            )
+
+    return check
+
+
+def _statuses(value: Iterable[int]) -> frozenset[int]:
+    """The ``retry_statuses`` converter: a frozenset of 5xx statuses, else ConfigurationError."""
+    try:
+        statuses: frozenset[object] = frozenset(cast("Iterable[object]", value))
+    except TypeError:  # not iterable, or unhashable items
+        statuses = frozenset({None})
+    if not all(
+        isinstance(s, int) and not isinstance(s, bool) and 500 <= s <= 599 for s in statuses
+    ):
+        raise ConfigurationError(
+            "RetryPolicy.retry_statuses must be a set of server statuses (ints from 500 to 599; "
+            f"429 is always retried), got {value!r}"
+        )
+    return cast("frozenset[int]", statuses)
+
+
+_SECONDS = "a number of seconds >= 0"
+
+
 @attrs.frozen
 class RetryPolicy:
     """How nsdk retries 429, 5xx and connection failures. Immutable; derive with ``evolve``.
@@ -86,25 +137,48 @@ class RetryPolicy:
         max_retry_after: The longest ``Retry-After`` honoured; above it, raise at once.
         retry_statuses: Server statuses retried for resend-safe operations.
 
+    Raises:
+        ConfigurationError: A parameter out of its range (the message names it and the range).
+
     Examples:
-        >>> policy = RetryPolicy(max_attempts=5, max_retry_after=10.0)
+        >>> import attrs, nsdk
+        >>> policy = nsdk.RetryPolicy(max_attempts=5, max_retry_after=10.0)
         >>> policy.backoff(attempt=3, random=lambda: 0.5)  # full jitter: half the 2 s base
         1.0
         >>> attrs.evolve(policy, jitter=0.0).backoff(attempt=3, random=lambda: 0.5)
         2.0
     """
 
-    max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
-    initial_backoff: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
-    max_backoff: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
-    multiplier: float = attrs.field(default=2.0, validator=attrs.validators.ge(1))
-    jitter: float = attrs.field(
-        default=1.0, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
+    max_attempts: int = attrs.field(
+        default=4,
+        validator=_field_check(
+            "an int >= 1 (attempts per request, the first included; 1: no retries)",
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        ),
     )
-    respect_retry_after: bool = True
-    max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    initial_backoff: float = attrs.field(
+        default=0.5, validator=_field_check(_SECONDS, _number_from(0))
+    )
+    max_backoff: float = attrs.field(default=8.0, validator=_field_check(_SECONDS, _number_from(0)))
+    multiplier: float = attrs.field(
+        default=2.0,
+        validator=_field_check("a number >= 1", _number_from(1)),
+    )
+    jitter: float = attrs.field(
+        default=1.0,
+        validator=_field_check(
+            "a number from 0 to 1 (0: no jitter, 1: full jitter)",
+            _number_from(0, 1),
+        ),
+    )
+    respect_retry_after: bool = attrs.field(
+        default=True, validator=_field_check("True or False", lambda v: isinstance(v, bool))
+    )
+    max_retry_after: float = attrs.field(
+        default=60.0, validator=_field_check(_SECONDS, _number_from(0))
+    )
     retry_statuses: frozenset[int] = attrs.field(
-        default=frozenset({500, 502, 503, 504}), converter=frozenset
+        default=frozenset({500, 502, 503, 504}), converter=_statuses
     )
 
     def backoff(self, attempt: int, random: Callable[[], float]) -> float:
@@ -144,6 +218,8 @@ class RetryDecider:
     attempt: int = 0
     request_ids: list[str] = attrs.field(factory=list[str])
     waited: float = 0.0
+    #: Set when a 429's Retry-After (in seconds) exceeded max_retry_after, so it was not waited.
+    capped_retry_after: float | None = None
 
     def _resend_safe(self) -> bool:
         if self.operation is not None:
@@ -172,6 +248,7 @@ class RetryDecider:
                 hinted = parse_retry_after(headers.get(RETRY_AFTER_HEADER), self.clock())
                 if hinted is not None:
                     if hinted > self.policy.max_retry_after:
+                        self.capped_retry_after = hinted  # for the error's message
                         return None  # longer than we are willing to wait: raise at once
                     return self._wait(hinted)
             return self._wait(self.policy.backoff(self.attempt, self.random))
@@ -193,4 +270,11 @@ class RetryDecider:
         return seconds
 
 
-__all__ = ["ATTEMPT_IDS", "NOT_SENT_ERRORS", "RetryDecider", "RetryPolicy", "parse_retry_after"]
+__all__ = [
+    "ATTEMPT_IDS",
+    "NOT_SENT_ERRORS",
+    "RETRY_AFTER_CAPPED",
+    "RetryDecider",
+    "RetryPolicy",
+    "parse_retry_after",
+]

@@ -3,22 +3,28 @@
 ``SessionCore`` holds the explicit state and the tokens and decides; it performs no I/O (the
 refresh against the token store is ``_refresh.refresh_steps``).
 ``auth_steps`` is the whole "send with bearer; on 401 refresh once and resend once" algorithm as a
-generator of steps (send this request / refresh now). The sync and async httpx ``Auth`` shells in
-``_auth.py`` execute those steps; the algorithm exists once.
+generator of steps (send this request / refresh now / sign in / sign out), including what a
+session operation (``x-nsdk-role``) does to the session. The sync and async httpx ``Auth`` shells
+in ``_auth.py`` execute those steps; the algorithm exists once.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 from collections.abc import Callable, Generator, Mapping
 
 import attrs
 import httpx
-from nsdk_api._operations import operation_for
+from nsdk_api._operations import Operation, operation_for
+from nsdk_api.errors import MalformedResponse, parse_success
+from nsdk_api.models import LoginResponse
 
-from ._errors import NotAuthenticatedError, NsdkError, SessionExpiredError
+from ._errors import ConfigurationError, NotAuthenticatedError, NsdkError, SessionExpiredError
 from ._tokens import RefreshInFlight, StoredSession, Tokens
+
+logger = logging.getLogger("nsdk")  # DEBUG: why each refresh, sessions resumed or adopted
 
 
 class SessionState(enum.Enum):
@@ -100,6 +106,21 @@ class Reload:
 RELOAD = Reload()
 
 
+@attrs.frozen
+class SignIn:
+    """Step of ``auth_steps``: a login succeeded: store its pair and hold it."""
+
+    tokens: Tokens
+
+
+@attrs.frozen
+class SignOut:
+    """Step of ``auth_steps``: the server confirmed a logout: clear the store and this client."""
+
+
+SIGN_OUT = SignOut()
+
+
 class SessionCore:
     """Session state, tokens and every decision about them. Thread-safe; performs no I/O.
 
@@ -132,6 +153,7 @@ class SessionCore:
         self._offset = 0.0  # this host's clock minus the store's (see observe_store_clock)
         if stored.tokens is not None:
             self._state = SessionState.ACTIVE
+            logger.debug("session resumed from the token store (generation %d)", stored.generation)
         else:
             self._state = SessionState.EXPIRED if stored.expired else SessionState.SIGNED_OUT
         self._session: Session | None = None
@@ -231,6 +253,10 @@ class SessionCore:
         with self._lock:
             if stored.tokens is None or self._state not in _RELOADABLE:
                 return
+            logger.debug(
+                "session adopted from the token store (generation %d): another client signed in",
+                stored.generation,
+            )
             self._hold(stored)
             self._unsaved = None
 
@@ -261,6 +287,12 @@ class SessionCore:
             # A generation below ours: the store lost what it held (restarted empty, deleted).
             lost = stored.generation < self._generation and self._tokens is not None
             if stored.tokens is not None and not lost:
+                if stored.generation != self._generation:
+                    logger.debug(
+                        "session adopted from the token store (generation %d): another client "
+                        "sharing it rotated the pair or signed in",
+                        stored.generation,
+                    )
                 self._hold(stored)
                 self._unsaved = None
                 return
@@ -319,6 +351,9 @@ class SessionCore:
     def refreshed(self, stored: StoredSession) -> None:
         """Record the pair this client rotated and stored, and tell the application."""
         assert stored.tokens is not None
+        logger.debug(
+            "refresh done: the new pair is in the token store as generation %d", stored.generation
+        )
         with self._lock:
             self._hold(stored)
             self._unsaved = None
@@ -356,10 +391,11 @@ class SessionCore:
         return error
 
     def signed_in(self, stored: StoredSession) -> None:
-        """Record a login's tokens (as stored)."""
+        """Record a login's tokens (as stored); the session is verified again (``verified``)."""
         with self._lock:
             self._hold(stored)
             self._unsaved = None
+            self._session = None  # an earlier login's user and tenant say nothing of this one
 
     def verified(self, session: Session) -> None:
         """Record the session verified with ``me``."""
@@ -392,14 +428,17 @@ def _bearer(request: httpx.Request) -> str:
     return str(request.headers.get("Authorization", "")).removeprefix("Bearer ")
 
 
-def _protected(request: httpx.Request, origin: httpx.URL) -> bool:
-    # Only requests to our origin for operations that need the token ever carry it.
-    op = operation_for(request)
-    if op is not None and not op.authenticated:
-        return False
+def _ours(request: httpx.Request, origin: httpx.URL) -> bool:
     if "nsdk_operation" in request.extensions:
         return True  # a generated call: a relative path on our own base_url, by construction
     return _same_origin(request.url, origin)
+
+
+def _protected(request: httpx.Request, origin: httpx.URL, op: Operation | None) -> bool:
+    # Only requests to our origin for operations that need the token ever carry it.
+    if op is not None and not op.authenticated:
+        return False
+    return _ours(request, origin)
 
 
 def resign(core: SessionCore, request: httpx.Request, origin: httpx.URL) -> None:
@@ -409,17 +448,35 @@ def resign(core: SessionCore, request: httpx.Request, origin: httpx.URL) -> None
     which another caller may have rotated, or which may have expired, meanwhile.
     """
     sent = _bearer(request)
-    if not sent or not _protected(request, origin):
+    if not sent or not _protected(request, origin, operation_for(request)):
         return
     current = core.access_token()
     if current is not None and current != sent:
         request.headers["Authorization"] = f"Bearer {current}"
 
 
+#: Why a refresh through ``client.api`` is refused (see ``auth_steps``, step 5).
+REFRESH_REFUSED = (
+    "a refresh through client.api was refused, and nothing was sent: the client rotates its "
+    "tokens itself, inside the token store's refresh critical section, so that no refresh token "
+    "is ever presented twice; call client.refresh() (await client.refresh() on an AsyncClient)"
+)
+
+
+def _login_pair(op: Operation, response: httpx.Response) -> Tokens | None:
+    # The pair a login answered, parsed as the generated call parses it; None if it does not
+    # parse (the generated call then raises its MalformedResponse to the caller).
+    try:
+        login = parse_success(op.name, response, LoginResponse.from_dict)
+    except MalformedResponse:
+        return None
+    return Tokens(access_token=login.access_token, refresh_token=login.refresh_token)
+
+
 def auth_steps(
-    core: SessionCore, request: httpx.Request, origin: httpx.URL
-) -> Generator[httpx.Request | Refresh | Reload, httpx.Response | None, None]:
-    """The bearer algorithm: the shells send the requests it yields and refresh when it asks.
+    core: SessionCore, request: httpx.Request, origin: httpx.URL, *, own_refresh: bool = False
+) -> Generator[httpx.Request | Refresh | Reload | SignIn | SignOut, httpx.Response | None, None]:
+    """The bearer algorithm: the shells send the requests it yields and act on the other steps.
 
     1. An operation the spec marks unauthenticated (login, refresh) is sent as is.
     2. A request to another origin is sent without the token (the token never leaves its origin).
@@ -430,38 +487,81 @@ def auth_steps(
        the token it carried is stale (replaced meanwhile, or expired while the request waited
        out a 429): then refresh and resend again, at most ``MAX_STALE_RESENDS`` more times.
        (The retry transport's own resends carry the current token: see ``resign``.)
+    5. Session operations to our origin, by their spec role (``x-nsdk-role``), whoever sends
+       them (the overlay's methods or a generated call through ``client.api``): a ``login``
+       answered with its documented success and a pair that parses signs in (``SignIn``); a
+       ``logout`` answered 2xx signs out (``SIGN_OUT``); a ``refresh`` other than the shell's
+       own (``own_refresh``, sent inside the store's critical section) is refused with
+       ``ConfigurationError`` before anything is sent: presented outside that section, it would
+       rotate the pair behind the back of every client sharing the store.
     """
-    if not _protected(request, origin):
-        yield request
+    op = operation_for(request)
+    if op is not None and op.role == "refresh" and not own_refresh and _ours(request, origin):
+        raise ConfigurationError(REFRESH_REFUSED)
+    if _protected(request, origin, op):
+        response = yield from _bearer_steps(core, request)
+    else:
+        response = yield request
+    if op is None or op.role == "call" or response is None or not _ours(request, origin):
         return
+    if op.role == "login" and response.status_code in op.success_statuses:
+        tokens = _login_pair(op, response)
+        if tokens is not None:
+            yield SignIn(tokens)
+    elif op.role == "logout" and response.is_success:
+        yield SIGN_OUT
+
+
+def _bearer_steps(
+    core: SessionCore, request: httpx.Request
+) -> Generator[httpx.Request | Refresh | Reload, httpx.Response | None, httpx.Response | None]:
+    # Steps 3 and 4 of auth_steps; returns the response the caller gets.
     if not core.active():
         yield RELOAD  # not signed in here: a peer sharing the store may be
     tokens = core.current()
     if core.due_for_refresh(tokens):
+        logger.debug(
+            "refresh needed before %s %s (proactive): the access token expires at exp=%d, "
+            "within refresh_leeway",
+            request.method,
+            request.url.path,
+            tokens.expires_at or 0,
+        )
         yield Refresh(tokens.access_token)
         tokens = core.current()
     request.headers["Authorization"] = f"Bearer {tokens.access_token}"
     response = yield request
     for resend in range(1 + MAX_STALE_RESENDS):
         if response is None or response.status_code != 401:
-            return
+            return response
         sent = _bearer(request)  # what the last attempt carried (resends are re-signed)
         if resend and not core.stale(sent):
-            return  # a current, unexpired token refused after a refresh: the caller gets the 401
+            return response  # a current, unexpired token refused after a refresh: the caller's
+        logger.debug(
+            "refresh needed after %s %s answered 401%s; the request is resent once",
+            request.method,
+            request.url.path,
+            " again (its token was replaced or expired meanwhile)" if resend else "",
+        )
         yield Refresh(sent)
         tokens = core.current()
         request.headers["Authorization"] = f"Bearer {tokens.access_token}"
         response = yield request
+    return response
 
 
 __all__ = [
     "MAX_STALE_RESENDS",
+    "REFRESH_REFUSED",
     "RELOAD",
+    "SIGN_OUT",
     "Refresh",
     "Reload",
     "Session",
     "SessionCore",
     "SessionState",
+    "SignIn",
+    "SignOut",
     "auth_steps",
     "resign",
 ]

@@ -4,19 +4,22 @@ They wrap the real httpx transport, so every request (overlay methods and genera
 through ``client.api`` alike) gets the same backoff. The shells only send, read, sleep and close;
 what follows from each outcome is ``_Attempts``' (shared by both), and in the end
 ``RetryDecider``'s. httpx transport errors that end the loop are translated here, at one
-boundary, into ``APIConnectionError`` / ``APITimeoutError``.
+boundary, into ``APIConnectionError`` / ``APITimeoutError``, with what only this loop knows: the
+operation, the URL, the attempts, the time they took and the request ids of the answered ones.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import cast
 
 import httpx
 from nsdk_api._operations import REQUEST_ID_HEADER, operation_for
 
-from ._errors import from_transport
-from ._retry import ATTEMPT_IDS, RetryDecider, RetryPolicy
+from ._errors import APIConnectionError, ConfigurationError, from_transport
+from ._retry import ATTEMPT_IDS, RETRY_AFTER_CAPPED, RetryDecider, RetryPolicy
 
 logger = logging.getLogger("nsdk")
 
@@ -47,7 +50,7 @@ class _Attempts:
     ``RetryDecider``; its response carries no ATTEMPT_IDS (its own request id header is the one).
     """
 
-    __slots__ = ("_clock", "_decider", "_policy", "_random", "attempt", "request")
+    __slots__ = ("_clock", "_decider", "_policy", "_random", "_started", "attempt", "request")
 
     def __init__(
         self,
@@ -62,6 +65,7 @@ class _Attempts:
         self._clock = clock
         self._random = random
         self._decider: RetryDecider | None = None
+        self._started = clock()  # for the time spent, named when the attempts fail
 
     def _get_decider(self) -> RetryDecider:
         if self._decider is None:
@@ -91,7 +95,11 @@ class _Attempts:
         wait = decider.after_response(response.status_code, response.headers, rid)
         _log(self.request, self.attempt, str(response.status_code), rid, wait)
         if wait is None:
-            response.extensions = {**response.extensions, ATTEMPT_IDS: tuple(decider.request_ids)}
+            extensions = {**response.extensions, ATTEMPT_IDS: tuple(decider.request_ids)}
+            if decider.capped_retry_after is not None:
+                capped = (decider.capped_retry_after, self._policy.max_retry_after)
+                extensions[RETRY_AFTER_CAPPED] = capped
+            response.extensions = extensions
         return wait
 
     def after_error(self, error: httpx.TransportError) -> float:
@@ -99,8 +107,34 @@ class _Attempts:
         wait = self._get_decider().after_error(error)
         _log(self.request, self.attempt, type(error).__name__, None, wait)
         if wait is None:
-            raise from_transport(error, _what(self.request)) from error
+            raise self.failed(error) from error
         return wait
+
+    def failed(
+        self, error: httpx.HTTPError, response: httpx.Response | None = None
+    ) -> APIConnectionError:
+        """The nsdk error for ``error`` ending these attempts (``response``: one not decodable)."""
+        operation = operation_for(self.request)
+        ids = list(self._decider.request_ids) if self._decider is not None else []
+        rid = response.headers.get(REQUEST_ID_HEADER) if response is not None else None
+        if rid:
+            ids.append(rid)
+        url = self.request.url
+        # httpx puts {"connect": s, "read": s, "write": s, "pool": s} on every request it sends.
+        timeouts = cast("Mapping[str, float | None] | None", self.request.extensions.get("timeout"))
+        return from_transport(
+            error,
+            operation.name if operation is not None else _what(self.request),
+            operation=operation.name if operation is not None else None,
+            method=self.request.method,
+            # Scheme, host, port and path: never the query (it could carry a secret).
+            url=f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}",
+            attempts=self.attempt,
+            elapsed=max(0.0, self._clock() - self._started),
+            request_id=rid,
+            attempt_request_ids=ids,
+            timeouts=timeouts,
+        )
 
 
 class _Shell:
@@ -127,6 +161,19 @@ class _Shell:
             self._before_resend(attempts.request)
 
 
+def _check_sleep(sleep: object, like: str) -> None:
+    # The clients' own arguments, checked here: the shells are where they arrive.
+    if not callable(sleep):
+        raise ConfigurationError(
+            f"sleep must be a callable taking seconds (like {like}), or None, got {_got(sleep)}"
+        )
+
+
+def _got(value: object) -> str:
+    simple = value is None or isinstance(value, bool | int | float)
+    return repr(value) if simple else type(value).__name__
+
+
 class RetryTransport(_Shell, httpx.BaseTransport):
     """An httpx transport that resends per the retry policy (sync shell)."""
 
@@ -140,6 +187,12 @@ class RetryTransport(_Shell, httpx.BaseTransport):
         random: Callable[[], float],
         before_resend: Callable[[httpx.Request], None] | None = None,
     ) -> None:
+        if not isinstance(inner, httpx.BaseTransport):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigurationError(
+                "transport must be an httpx.BaseTransport (e.g. httpx.HTTPTransport or "
+                f"httpx.MockTransport), or None, got {_got(inner)}"
+            )
+        _check_sleep(sleep, "time.sleep")
         super().__init__(policy, clock, random, before_resend)
         self._inner = inner
         self._sleep = sleep
@@ -158,7 +211,7 @@ class RetryTransport(_Shell, httpx.BaseTransport):
             except httpx.DecodingError as exc:
                 if response is not None:
                     response.close()
-                raise from_transport(exc, _what(request)) from exc
+                raise attempts.failed(exc, response) from exc
             except httpx.TransportError as exc:
                 wait = attempts.after_error(exc)
             else:
@@ -187,6 +240,17 @@ class AsyncRetryTransport(_Shell, httpx.AsyncBaseTransport):
         random: Callable[[], float],
         before_resend: Callable[[httpx.Request], None] | None = None,
     ) -> None:
+        if not isinstance(inner, httpx.AsyncBaseTransport):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigurationError(
+                "transport must be an httpx.AsyncBaseTransport for AsyncClient (e.g. "
+                f"httpx.AsyncHTTPTransport or httpx.MockTransport), or None, got {_got(inner)}"
+            )
+        if sleep is time.sleep:  # type: ignore[comparison-overlap]
+            raise ConfigurationError(
+                "sleep must return an awaitable for AsyncClient (like asyncio.sleep), "
+                "got time.sleep, which would block the event loop"
+            )
+        _check_sleep(sleep, "asyncio.sleep")
         super().__init__(policy, clock, random, before_resend)
         self._inner = inner
         self._sleep = sleep
@@ -203,7 +267,7 @@ class AsyncRetryTransport(_Shell, httpx.AsyncBaseTransport):
             except httpx.DecodingError as exc:
                 if response is not None:
                     await response.aclose()
-                raise from_transport(exc, _what(request)) from exc
+                raise attempts.failed(exc, response) from exc
             except httpx.TransportError as exc:
                 wait = attempts.after_error(exc)
             else:
@@ -211,7 +275,13 @@ class AsyncRetryTransport(_Shell, httpx.AsyncBaseTransport):
                 if wait is None:
                     return response
                 await response.aclose()
-            await self._sleep(wait)
+            pause = self._sleep(wait)
+            if not hasattr(pause, "__await__"):  # e.g. a sync sleep: it already blocked
+                raise ConfigurationError(
+                    "sleep must return an awaitable for AsyncClient (like asyncio.sleep), "
+                    f"got {_got(pause)} from it"
+                )
+            await pause
             self._resending(attempts)
 
     async def aclose(self) -> None:

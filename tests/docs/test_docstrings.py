@@ -69,5 +69,16 @@ def test_docstring_examples_run(module: str) -> None:
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for test in finder.find(mod, globs={"nsdk": nsdk, **vars(mod)}):
         runner.run(test)
+    # Public names report the module ``nsdk``, so the module scan skips their members: collect
+    # the examples of the public classes defined here from the classes themselves.
+    for name in getattr(mod, "__all__", ()):
+        value = getattr(mod, name)
+        if isinstance(value, type) and value.__module__ == "nsdk" and module != "nsdk":
+            owner = vars(value)
+            if any(getattr(v, "__doc__", None) and ">>>" in v.__doc__ for v in owner.values()):
+                for test in finder.find(
+                    value, f"nsdk.{name}", module=False, globs={"nsdk": nsdk, **vars(mod)}
+                ):
+                    runner.run(test)
     results = runner.summarize(verbose=False)
     assert results.failed == 0, f"{results.failed} docstring example(s) failed in {module}"

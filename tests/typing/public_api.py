@@ -74,6 +74,30 @@ def sync_usage(password: str) -> str:
         return session.tenant_id + me.email + detailed.parsed.user_id
 
 
+def surface_usage() -> str:
+    version: str = nsdk.__version__
+    with nsdk.Client("https://api.example.com") as client:
+        url: httpx.URL = client.base_url
+        tokens: nsdk.Tokens | None = client.tokens
+        maybe: nsdk.Session | None = client.session
+        fast: nsdk.Client = client.with_options(timeout=2.0, retry=nsdk.RetryPolicy.no_retries())
+        slow: nsdk.Client = fast.with_options(timeout=httpx.Timeout(60.0, connect=5.0))
+        parsed: Me = me_op.sync_detailed(client=slow.api).parsed
+        del tokens, maybe
+        return version + str(url) + fast.me().email + parsed.email
+
+
+async def async_surface_usage() -> str:
+    async with nsdk.AsyncClient("https://api.example.com") as client:
+        view: nsdk.AsyncClient = client.with_options(retry=nsdk.RetryPolicy(max_attempts=2))
+        tokens: nsdk.Tokens | None = view.tokens
+        state: nsdk.SessionState = view.state
+        me: Me = await view.me()
+        await client.aclose()
+        del tokens, state
+        return str(view.base_url) + me.email
+
+
 def shared_usage(path: Path) -> int:
     store: nsdk.TokenStore = nsdk.FileTokenStore(path, lock_timeout=5.0)
     memory: nsdk.TokenStore = nsdk.MemoryTokenStore()

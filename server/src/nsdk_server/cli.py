@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import math
 import os
@@ -26,6 +27,19 @@ __all__ = ["build_config", "main", "parser"]
 BACKLOG = 2048
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0: any free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a port from 0 to 65535 (0: any free one), got {text!r}"
+        )
+    return port
+
+
 def parser() -> argparse.ArgumentParser:
     """Return the argument parser (its help text documents every default)."""
     p = argparse.ArgumentParser(
@@ -34,7 +48,9 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
-    p.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one")
+    p.add_argument(
+        "--port", type=port_number, default=8000, help="port to bind; 0 picks a free one"
+    )
     p.add_argument("--access-ttl", type=float, default=300.0, help="access-token TTL, seconds")
     p.add_argument("--refresh-ttl", type=float, default=86400.0, help="refresh-token TTL, seconds")
     p.add_argument(
@@ -136,6 +152,27 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def bind_error(host: str, port: int, exc: OSError) -> str:
+    """One line saying why ``host:port`` cannot be listened on, and what to do."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} is already in use on {host} (another server?): stop it, pass another "
+            "--port, or --port 0 to pick a free one"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"not allowed to listen on {where} (ports below 1024 need privileges): pass a "
+            "--port above 1023, or --port 0 to pick a free one"
+        )
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot listen on {where}: --host {host!r} is not an address of this machine "
+            f"({exc.strerror or exc}); try --host 127.0.0.1"
+        )
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
 def url_of(sock: socket.socket) -> str:
     """Return the base URL of a listening socket."""
     host, port = sock.getsockname()[:2]
@@ -177,8 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .app import create_app
     from .connections import make_protocol_class
 
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        print(f"nsdk_server: {bind_error(args.host, args.port, exc)}", file=sys.stderr)
+        return 2
     server_app = create_app(config)
-    sock = bind(args.host, args.port)
     print(url_of(sock), flush=True)
     server = uvicorn.Server(
         uvicorn_config(

@@ -16,6 +16,7 @@ sends through ``OtherFlavourTransport``, which refuses every request.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import AbstractContextManager
@@ -38,6 +39,8 @@ from ._refresh import (
 from ._session import Reload, SessionCore, SignIn, SignOut, auth_steps
 from ._stores import TokenStore
 from ._tokens import StoredSession, Tokens
+
+logger = logging.getLogger("nsdk")
 
 if TYPE_CHECKING:
     import asyncio  # imported when first needed: `import nsdk` stays free of asyncio
@@ -145,6 +148,12 @@ def _advance(steps: Steps, value: object, error: NsdkError | None) -> StoreStep 
         return None
 
 
+def _skipped(error: TokenStoreError) -> None:
+    logger.warning(
+        "proactive refresh skipped, the access token is still valid and is sent: %s", error
+    )
+
+
 def run_steps(
     steps: Steps,
     store: TokenStore,
@@ -240,7 +249,12 @@ class BearerAuth(httpx.Auth):
                 elif isinstance(step, SignOut):
                     self.sign_out()
                 else:
-                    self.refresh(step.stale)
+                    try:
+                        self.refresh(step.stale)
+                    except TokenStoreError as exc:
+                        if not (step.proactive and self._core.usable(step.stale)):
+                            raise
+                        _skipped(exc)  # the token is still valid: send it
                 step = steps.send(None)
         except StopIteration:
             return
@@ -266,7 +280,13 @@ class BearerAuth(httpx.Auth):
 
         ``quiet``: only adopt a peer's pair when this client has no active session; never raise.
         """
-        stored = store_read(self._store)
+        try:
+            stored = store_read(self._store)
+        except TokenStoreError as exc:
+            if not quiet:
+                raise
+            logger.debug("no session here, and the token store cannot be read: %s", exc)
+            return
         if quiet:
             self._core.reloaded(stored)
         else:
@@ -314,7 +334,12 @@ class AsyncBearerAuth(httpx.Auth):
                 elif isinstance(step, SignOut):
                     await self.sign_out()
                 else:
-                    await self.refresh(step.stale)
+                    try:
+                        await self.refresh(step.stale)
+                    except TokenStoreError as exc:
+                        if not (step.proactive and self._core.usable(step.stale)):
+                            raise
+                        _skipped(exc)  # the token is still valid: send it
                 step = steps.send(None)
         except StopIteration:
             return
@@ -349,7 +374,13 @@ class AsyncBearerAuth(httpx.Auth):
         """Adopt what the store holds now (see ``BearerAuth.reload``)."""
         import asyncio
 
-        stored = await asyncio.to_thread(store_read, self._store)
+        try:
+            stored = await asyncio.to_thread(store_read, self._store)
+        except TokenStoreError as exc:
+            if not quiet:
+                raise
+            logger.debug("no session here, and the token store cannot be read: %s", exc)
+            return
         if quiet:
             self._core.reloaded(stored)
         else:

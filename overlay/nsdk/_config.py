@@ -287,10 +287,6 @@ class ClientConfig:
         """Before a resend: the request carries the current token (the transports' hook)."""
         resign(self.core, request, self.base_url)
 
-    def login_tokens(self, result: LoginResponse) -> Tokens:
-        """The pair a login returned."""
-        return Tokens(access_token=result.access_token, refresh_token=result.refresh_token)
-
     def verify_session(
         self, result: LoginResponse, me: Me, expected_tenant_id: str | None
     ) -> Session | ScopeMismatchError:

@@ -349,9 +349,10 @@ class ConfigurationError(NsdkError, ValueError):
     """The client was configured wrongly or unsafely: the message names the argument.
 
     Raised when the object is built (``Client``, ``AsyncClient``, ``RetryPolicy``, the stores,
-    the ciphers), before anything is sent. Also a ``ValueError``: a bad argument value is what
-    ``ValueError`` means, and code that caught the ``ValueError`` that ``RetryPolicy`` used to
-    raise keeps working.
+    the ciphers), before anything is sent; and, without sending anything, for a misuse of
+    ``client.api`` (a call of the other flavour, or a refresh outside ``client.refresh()``).
+    Also a ``ValueError``: a bad argument value is what ``ValueError`` means, and code that
+    caught the ``ValueError`` that ``RetryPolicy`` used to raise keeps working.
     """
 
 

@@ -150,8 +150,9 @@ def refresh_steps(core: SessionCore, stale: str) -> Generator[StoreStep, object,
             "0 (off)" if core.reuse_interval <= 0 else f"{core.reuse_interval:g} s, already past"
         )
         raise core.expired(
-            "an earlier refresh of this session was interrupted (its process died or its "
-            "answer was lost), so its refresh token may be spent, and presenting it again "
+            "an earlier refresh of this session was interrupted (its process died, its "
+            "answer was lost, or its holder's lease ran out), so its refresh token may be "
+            "spent, and presenting it again "
             f"could be taken for replay (refresh_reuse_interval is {reuse})",
             cleared.generation,
         )

@@ -93,9 +93,14 @@ class Session:
 
 @attrs.frozen
 class Refresh:
-    """Step of ``auth_steps``: make sure the access token ``stale`` is replaced."""
+    """Step of ``auth_steps``: make sure the access token ``stale`` is replaced.
+
+    ``proactive``: asked before sending, for a token that has not expired yet; if the store
+    cannot be used right now, the shell sends the still-valid token instead of failing.
+    """
 
     stale: str
+    proactive: bool = False
 
 
 @attrs.frozen
@@ -244,6 +249,14 @@ class SessionCore:
             leeway = min(leeway, max(0.0, exp - tokens.issued_at) / 2)
         return exp - leeway
 
+    def usable(self, access_token: str) -> bool:
+        """Whether ``access_token`` is the current one and has not expired (store's clock)."""
+        with self._lock:
+            current = self._tokens
+        if current is None or current.access_token != access_token:
+            return False
+        return current.expires_at is None or self.now() < current.expires_at
+
     def active(self) -> bool:
         """Whether this client holds an active session (the hot path's only check)."""
         return self._state is SessionState.ACTIVE
@@ -314,8 +327,8 @@ class SessionCore:
             )
         else:
             error = SessionExpiredError(
-                "the session expired: another client sharing the token store found the "
-                "refresh refused and cleared it; call login() again"
+                "the session expired: another client sharing the token store found its refresh "
+                "refused, or an earlier refresh interrupted, and cleared it; call login() again"
             )
         if self._on_expired is not None:
             self._on_expired(error)
@@ -527,7 +540,7 @@ def _bearer_steps(
             request.url.path,
             tokens.expires_at or 0,
         )
-        yield Refresh(tokens.access_token)
+        yield Refresh(tokens.access_token, proactive=True)
         tokens = core.current()
     request.headers["Authorization"] = f"Bearer {tokens.access_token}"
     response = yield request

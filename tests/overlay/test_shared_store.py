@@ -475,3 +475,58 @@ async def test_store_restarted_empty_is_an_expired_session(
         await drv.me()
     assert server.seq == [("me", "access-1")]
     assert drv.state is nsdk.SessionState.EXPIRED
+
+
+class DownStore(nsdk.MemoryTokenStore):
+    """A store that can be switched off, like Redis during an outage."""
+
+    down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise nsdk.TokenStoreUnavailableError("store down (simulated)", store="DownStore")
+
+    def read(self) -> nsdk.StoredSession:
+        self._check()
+        return super().read()
+
+    def refresh_lock(self) -> Any:
+        self._check()
+        return super().refresh_lock()
+
+
+async def test_store_outage_a_token_due_but_valid_is_still_sent(
+    make: Callable[..., Driver], server: FakeServer, clock: FakeClock, caplog
+):
+    """Store down, token within refresh_leeway but unexpired: sent as is; once expired: raised."""
+    server.jwt_ttl = 60.0
+    store = DownStore()
+    drv = make(token_store=store, refresh_leeway=30)
+    await drv.login()
+    server.calls.clear()
+    clock.advance(45)  # due for a proactive refresh, 15 s before exp
+    store.down = True
+    with caplog.at_level("WARNING", logger="nsdk"):
+        await drv.me()
+    assert server.seq == [("me", "access-1")]
+    assert "proactive refresh skipped" in caplog.text and "access-1" not in caplog.text
+    clock.advance(20)  # expired now: the refresh is needed and the store is down
+    server.expire_access()
+    with pytest.raises(nsdk.TokenStoreUnavailableError):
+        await drv.me()
+    assert drv.state is nsdk.SessionState.ACTIVE  # nothing lost: retry when the store is back
+    store.down = False
+    await drv.me()
+    assert [op for op, _ in server.seq].count("refresh") == 1
+
+
+async def test_signed_out_client_with_the_store_down_is_not_authenticated(
+    make: Callable[..., Driver], server: FakeServer
+):
+    """No session here and the store unreadable: NotAuthenticatedError, nothing sent."""
+    store = DownStore()
+    drv = make(token_store=store)
+    store.down = True
+    with pytest.raises(nsdk.NotAuthenticatedError):
+        await drv.me()
+    assert server.seq == []

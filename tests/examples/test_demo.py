@@ -15,11 +15,11 @@ import pytest
 TIMEOUT = 120
 
 
-def run_demo(repo_root: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run examples/demo.py in a subprocess with ``env`` on top of a clean environment."""
+def run_demo(repo_root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run examples/demo.py with ``args`` in a subprocess, ``env`` on top of a clean environment."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("NSDK_")}
     return subprocess.run(
-        [sys.executable, str(repo_root / "examples" / "demo.py")],
+        [sys.executable, str(repo_root / "examples" / "demo.py"), *args],
         cwd=repo_root,
         env={**base, **env},
         capture_output=True,
@@ -64,6 +64,34 @@ def test_demo_on_its_own_reference_server(repo_root: Path) -> None:
     # Tokens appear as labels only: no JWT (base64url JSON header "eyJ...") anywhere.
     assert "eyJ" not in out + result.stderr
     assert "server counters:" in out and '"refresh_ok": 1' in out
+
+
+def test_demo_over_https(repo_root: Path) -> None:
+    """--tls runs every step over HTTPS, the clients trusting only the server's throwaway CA."""
+    result = run_demo(repo_root, "--tls")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert re.search(
+        r"^nsdk demo against the reference server at https://127\.0\.0\.1:\d+ ", out, re.M
+    )
+    assert "HTTPS: the clients trust only the server's throwaway CA" in out
+    assert re.search(r"PASS  all \d+ responses the clients got came over TLSv1\.[23]", out), out
+    assert "9 steps: 9 passed, 0 skipped, 0 failed" in out
+    assert "demo OK: every step behaved as documented" in out
+    assert "eyJ" not in out + result.stderr
+
+
+def test_demo_tls_refuses_an_external_api(repo_root: Path) -> None:
+    """--tls with NSDK_API_BASE_URL is a usage error (exit 2): the URL's scheme decides there."""
+    result = run_demo(
+        repo_root,
+        "--tls",
+        NSDK_API_BASE_URL="https://api.example.invalid",
+        NSDK_EMAIL="user@example.com",
+        NSDK_PASSWORD="x",
+    )
+    assert result.returncode == 2
+    assert "give an https:// URL instead" in result.stderr
 
 
 def test_demo_against_an_external_api(

@@ -1,7 +1,9 @@
 """Command line: `python -m nsdk_server [options]`.
 
-The first line on stdout is the URL the server listens on (e.g. `http://127.0.0.1:54321`),
-printed once the socket listens; nothing else goes to stdout. Logs go to stderr.
+The first line on stdout is the URL the server listens on (e.g. `http://127.0.0.1:54321`, or
+`https://...` with `--tls`), printed once the socket listens; nothing else goes to stdout. Logs go
+to stderr, and so do the paths of the files written for HTTPS clients (the CA bundle, the client
+certificate), before the URL.
 """
 
 from __future__ import annotations
@@ -17,10 +19,21 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
-from .config import DEFAULT_USER, ServerConfig, load_users_file, parse_rate, parse_user
+from .config import (
+    DEFAULT_USER,
+    ServerConfig,
+    TlsConfig,
+    load_users_file,
+    parse_rate,
+    parse_user,
+)
+
+if TYPE_CHECKING:
+    from .tls import ServingTls
 
 __all__ = ["build_config", "main", "parser"]
 
@@ -103,7 +116,87 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scrypt-n", type=int, default=2**14, help="scrypt cost for password hashes")
     p.add_argument("--log-level", default="info", help="python logging level for stderr")
     p.add_argument("--access-log", action="store_true", help="log each request line to stderr")
+    tls = p.add_argument_group("HTTPS")
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate for 127.0.0.1, ::1, localhost (and --host) from a"
+        " throwaway CA made at startup; the CA bundle's path is printed on stderr",
+    )
+    tls.add_argument(
+        "--tls-ca-out",
+        type=Path,
+        metavar="PATH",
+        help="with --tls: write the CA bundle clients trust here (default: ca.pem in a new"
+        " private temp dir)",
+    )
+    tls.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="FILE",
+        help="serve HTTPS with this certificate chain (PEM) instead of a throwaway CA's",
+    )
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="the private key of --tls-cert")
+    tls.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        metavar="PATH",
+        help="mutual TLS: require a client certificate signed by a CA in this PEM bundle",
+    )
+    tls.add_argument(
+        "--require-client-cert",
+        action="store_true",
+        help="mutual TLS with --tls: require a client certificate from the throwaway CA, which"
+        " issues one (certificate and key) to --tls-client-cert-out",
+    )
+    tls.add_argument(
+        "--tls-client-cert-out",
+        type=Path,
+        metavar="PATH",
+        help="with --require-client-cert: write the client certificate and key here (default:"
+        " client.pem next to the CA bundle)",
+    )
     return p
+
+
+def build_tls(args: argparse.Namespace) -> TlsConfig | None:
+    """Return the HTTPS settings the options ask for, or None for plain HTTP.
+
+    Raises:
+        ValueError: on inconsistent options.
+    """
+    given = args.tls_cert is not None or args.tls_key is not None
+    if given and (args.tls_cert is None or args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together: pass both")
+    if given and args.tls:
+        raise ValueError(
+            "--tls makes a throwaway certificate; --tls-cert/--tls-key give one: pick one"
+        )
+    if not (args.tls or given):
+        for flag in ("tls_ca_out", "tls_client_ca", "require_client_cert", "tls_client_cert_out"):
+            if getattr(args, flag):
+                option = "--" + flag.replace("_", "-")
+                raise ValueError(f"{option} needs HTTPS: add --tls (or --tls-cert and --tls-key)")
+        return None
+    if given and (args.tls_ca_out or args.require_client_cert):
+        raise ValueError(
+            "--tls-ca-out and --require-client-cert use the throwaway CA of --tls; with your own"
+            " certificate, require client certificates with --tls-client-ca"
+        )
+    if args.require_client_cert and args.tls_client_ca:
+        raise ValueError(
+            "--require-client-cert and --tls-client-ca both set the client CA: pick one"
+        )
+    if args.tls_client_cert_out and not args.require_client_cert:
+        raise ValueError("--tls-client-cert-out needs --require-client-cert")
+    return TlsConfig(
+        cert_file=args.tls_cert,
+        key_file=args.tls_key,
+        ca_out=args.tls_ca_out,
+        client_ca=args.tls_client_ca,
+        require_client_cert=args.require_client_cert,
+        client_cert_out=args.tls_client_cert_out,
+    )
 
 
 def build_config(args: argparse.Namespace) -> ServerConfig:
@@ -136,6 +229,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         login_address_rate=parse_rate(args.login_address_rate),
         global_rate=parse_rate(args.global_rate),
         scrypt_n=args.scrypt_n,
+        tls=build_tls(args),
     )
 
 
@@ -173,16 +267,26 @@ def bind_error(host: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
-def url_of(sock: socket.socket) -> str:
-    """Return the base URL of a listening socket."""
+def url_of(sock: socket.socket, *, tls: bool = False) -> str:
+    """Return the base URL of a listening socket (`https://` when it serves TLS)."""
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def uvicorn_config(
-    app: object, protocol: type[asyncio.Protocol], *, access_log: bool, log_level: str
+    app: object,
+    protocol: type[asyncio.Protocol],
+    *,
+    access_log: bool,
+    log_level: str,
+    tls: ServingTls | None = None,
 ) -> uvicorn.Config:
-    """Return the uvicorn settings shared by the CLI and the in-thread runner."""
+    """Return the uvicorn settings shared by the CLI and the in-thread runner.
+
+    With `tls`, the config serves HTTPS on every socket given to `uvicorn.Server.serve`; load it
+    with `nsdk_server.tls.load` (which then deletes a throwaway server key from disk).
+    """
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         http=protocol,
@@ -195,7 +299,20 @@ def uvicorn_config(
         timeout_keep_alive=30,
         timeout_graceful_shutdown=3,
         server_header=False,
+        **(tls.uvicorn_options() if tls is not None else {}),
     )
+
+
+def tls_notes(serving: ServingTls) -> list[str]:
+    """The stderr lines that tell HTTPS clients where their files are (path last on each line)."""
+    lines = []
+    if serving.ca_path is not None:
+        lines.append(f"nsdk_server: TLS CA bundle: {serving.ca_path}")
+    if serving.client_cert_path is not None:
+        lines.append(f"nsdk_server: TLS client certificate and key: {serving.client_cert_path}")
+    if serving.client_ca is not None:
+        lines.append(f"nsdk_server: TLS client certificate required, from CA: {serving.client_ca}")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -213,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from .app import create_app
     from .connections import make_protocol_class
+    from .tls import load, prepare
 
     try:
         sock = bind(args.host, args.port)
@@ -220,14 +338,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nsdk_server: {bind_error(args.host, args.port, exc)}", file=sys.stderr)
         return 2
     server_app = create_app(config)
-    print(url_of(sock), flush=True)
-    server = uvicorn.Server(
-        uvicorn_config(
+    serving = None
+    try:
+        serving = prepare(config.tls, args.host) if config.tls is not None else None
+        settings = uvicorn_config(
             server_app.asgi,
             make_protocol_class(server_app.registry),
             access_log=args.access_log,
             log_level=args.log_level,
+            tls=serving,
         )
-    )
-    asyncio.run(server.serve(sockets=[sock]))
+        if serving is not None:
+            load(settings, serving)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        sock.close()
+        print(f"nsdk_server: cannot serve HTTPS: {exc}", file=sys.stderr)
+        return 2
+    for line in tls_notes(serving) if serving is not None else []:
+        print(line, file=sys.stderr, flush=True)
+    print(url_of(sock, tls=serving is not None), flush=True)
+    asyncio.run(uvicorn.Server(settings).serve(sockets=[sock]))
     return 0

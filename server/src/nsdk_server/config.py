@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_USER",
     "RateSpec",
     "ServerConfig",
+    "TlsConfig",
     "UserSeed",
     "load_users_file",
     "parse_rate",
@@ -116,6 +117,30 @@ def load_users_file(path: Path) -> list[UserSeed]:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """HTTPS settings: a certificate from a throwaway local CA, or a given one; client certificates.
+
+    Attributes:
+        cert_file: a given server certificate chain (PEM), or None for one issued by a throwaway
+            CA made at startup (for 127.0.0.1, ::1, localhost and the bound host).
+        key_file: the private key of `cert_file` (PEM); set exactly when `cert_file` is.
+        ca_out: where to write the throwaway CA's certificate, the bundle clients trust; None: a
+            new private directory under the system's temp dir.
+        client_ca: require a client certificate signed by a CA in this PEM bundle (mutual TLS).
+        require_client_cert: require a client certificate signed by the throwaway CA, which also
+            issues one for the client, written (certificate and key) to `client_cert_out`.
+        client_cert_out: where to write that client certificate; None: next to `ca_out`.
+    """
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ca_out: Path | None = None
+    client_ca: Path | None = None
+    require_client_cert: bool = False
+    client_cert_out: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything the app needs; defaults are the documented defaults of the CLI.
 
@@ -134,6 +159,8 @@ class ServerConfig:
         global_rate: requests per client address on every API route, or None for no limit.
         scrypt_n: scrypt CPU/memory cost for password hashes (a power of two).
         max_body_bytes: request bodies larger than this are rejected with 400.
+        tls: serve HTTPS with these settings, or None for plain HTTP. The app does not read it;
+            the CLI and the in-thread runner apply it to uvicorn (see `nsdk_server.tls`).
     """
 
     secret: bytes = field(repr=False)
@@ -148,3 +175,4 @@ class ServerConfig:
     global_rate: RateSpec | None = None
     scrypt_n: int = 2**14
     max_body_bytes: int = 64 * 1024
+    tls: TlsConfig | None = None

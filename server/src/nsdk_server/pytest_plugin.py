@@ -5,7 +5,8 @@
   `handle.reset()` (or use `nsdk_server_clean`) when a test scripts faults or reads counters.
 - `nsdk_server_clean`: the same session server, with faults cleared and counters reset first.
 - `nsdk_server_factory`: call `nsdk_server_factory(**options)` for a private server with any CLI
-  options (e.g. `access_ttl=1`); every server it started is stopped at the end of the test.
+  options (e.g. `access_ttl=1`, or `tls=True, client_cert=True` for HTTPS with mutual TLS); every
+  server it started is stopped at the end of the test.
 """
 
 from __future__ import annotations

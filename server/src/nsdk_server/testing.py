@@ -9,7 +9,9 @@ thread of this process (faster to start, shares the GIL). Options are the CLI op
     users=[{"email": ..., "password": ..., "userId": ..., "tenantId": ...}],
     user=["a@example.com:pw:1006:2001"], no_default_user=True,
     login_account_rate="5/60" or (5, 60) or None (off), login_address_rate=..., global_rate=...,
-    scrypt_n=4096, log_level="info", access_log=False
+    scrypt_n=4096, log_level="info", access_log=False,
+    tls=True (HTTPS with a throwaway CA: `handle.ca_path`, `handle.ssl_context()`),
+    client_cert=True (mutual TLS, implies tls: `handle.client_cert_path`)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import json
 import os
 import queue
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,6 +49,7 @@ def _rate(value: Any) -> str:
 def server_args(**options: Any) -> list[str]:
     """Translate keyword options into `python -m nsdk_server` arguments.
 
+    `client_cert=True` is `--require-client-cert`; the runners add `--tls` and the output paths.
     `users` may be a list of user dicts (written to a temporary JSON file) or a path; `secret` is
     passed on the command line (prefer the NSDK_SERVER_SECRET environment variable for real keys).
 
@@ -68,6 +72,10 @@ def server_args(**options: Any) -> list[str]:
         "scrypt_n",
         "log_level",
         "access_log",
+        "tls",
+        "client_cert",
+        "tls_ca_out",
+        "tls_client_cert_out",
     }
     unknown = set(options) - known
     if unknown:
@@ -75,9 +83,12 @@ def server_args(**options: Any) -> list[str]:
     args: list[str] = []
     for name, value in options.items():
         flag = "--" + name.replace("_", "-")
-        if name in {"faults", "no_default_user", "access_log"}:
+        if name in {"faults", "no_default_user", "access_log", "tls"}:
             if value:
                 args.append(flag)
+        elif name == "client_cert":
+            if value:
+                args.append("--require-client-cert")
         elif name.endswith("_rate"):
             args += [flag, _rate(value)]
         elif name == "users" and not isinstance(value, str | Path):
@@ -97,12 +108,21 @@ def server_args(**options: Any) -> list[str]:
 class FaultsClient:
     """Scripts the server's faults through the control API (`/_nsdk/faults`)."""
 
-    def __init__(self, base_url: str) -> None:
-        """Talk to the server at `base_url` (started with faults enabled)."""
+    def __init__(self, base_url: str, *, verify: ssl.SSLContext | bool = True) -> None:
+        """Talk to the server at `base_url` (started with faults enabled).
+
+        Args:
+            base_url: The server's URL.
+            verify: For an HTTPS server, an `SSLContext` trusting its CA (and presenting the
+                client certificate it requires); see `ServerHandle.ssl_context`.
+        """
         self._base_url = base_url
+        self._verify = verify
 
     def _call(self, method: str, path: str, payload: Any = None) -> Any:
-        with httpx.Client(base_url=self._base_url, trust_env=False, timeout=10.0) as client:
+        with httpx.Client(
+            base_url=self._base_url, trust_env=False, timeout=10.0, verify=self._verify
+        ) as client:
             response = client.request(method, path, json=payload)
         response.raise_for_status()
         return response.json()
@@ -155,23 +175,55 @@ class FaultsClient:
 
 
 class ServerHandle:
-    """A running reference server: its URL, its fault script and its counters."""
+    """A running reference server: its URL, its fault script and its counters.
+
+    Attributes:
+        base_url: `http://127.0.0.1:PORT`, or `https://...` for a server started with `tls=True`.
+        ca_path: the throwaway CA's certificate (PEM) that HTTPS clients trust, or None.
+        client_cert_path: with `client_cert=True`, the client certificate and its key in one PEM
+            file (httpx's `cert=`, `SSLContext.load_cert_chain`), else None.
+        log_path: the server's stderr (subprocess servers only).
+        process: the server's `subprocess.Popen` (subprocess servers only).
+    """
 
     def __init__(
         self,
         base_url: str,
         log_path: Path | None = None,
         process: subprocess.Popen[str] | None = None,
+        *,
+        ca_path: Path | None = None,
+        client_cert_path: Path | None = None,
     ) -> None:
         """Describe a server listening at `base_url`."""
         self.base_url = base_url
         self.log_path = log_path
         self.process = process
-        self.faults = FaultsClient(base_url)
+        self.ca_path = ca_path
+        self.client_cert_path = client_cert_path
+        self.faults = FaultsClient(
+            base_url, verify=self.ssl_context() if ca_path is not None else True
+        )
 
     def __repr__(self) -> str:
         """Show the URL."""
         return f"ServerHandle(base_url={self.base_url!r})"
+
+    def ssl_context(self, *, client_cert: bool = True) -> ssl.SSLContext:
+        """Return a client `SSLContext` for this HTTPS server: httpx's `verify=`.
+
+        It trusts the server's throwaway CA only and, on a server that requires a client
+        certificate, presents `client_cert_path` (unless `client_cert=False`).
+
+        Raises:
+            ValueError: if the server was not started with `tls=True`.
+        """
+        if self.ca_path is None:
+            raise ValueError(f"{self.base_url} was not started with tls=True: no CA to trust")
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        if client_cert and self.client_cert_path is not None:
+            context.load_cert_chain(str(self.client_cert_path))
+        return context
 
     def stats(self) -> dict[str, Any]:
         """Return the server's counters (`GET /_nsdk/stats`)."""
@@ -224,15 +276,45 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             proc.wait()
 
 
+def _tls_outputs(
+    options: dict[str, Any], directory: Path
+) -> tuple[dict[str, Any], Path | None, Path | None]:
+    """Options with `tls` and the output paths filled in; the CA and client certificate paths."""
+    options = dict(options)
+    if options.get("client_cert"):
+        options["tls"] = True
+    if not options.get("tls"):
+        return options, None, None
+    ca = Path(options.setdefault("tls_ca_out", str(directory / "ca.pem")))
+    client = None
+    if options.get("client_cert"):
+        client = Path(options.setdefault("tls_client_cert_out", str(directory / "client.pem")))
+    return options, ca, client
+
+
 @contextlib.contextmanager
 def run_server(**options: Any) -> Iterator[ServerHandle]:
     """Start the server as a subprocess on a free loopback port; stop it on exit.
 
     Keyword options are those of `server_args`. Logs go to a temporary file (`handle.logs()`).
+    With `tls=True` the CA bundle (and with `client_cert=True` the client certificate) go to a
+    temporary directory removed on exit, unless `tls_ca_out` (`tls_client_cert_out`) says where.
 
     Raises:
         RuntimeError: if the server does not print its URL in time (the log is in the message).
     """
+    with tempfile.TemporaryDirectory(prefix="nsdk-server-tls-") as tls_dir:
+        options, ca_path, client_cert_path = _tls_outputs(options, Path(tls_dir))
+        with _run_subprocess(options) as (base_url, log_path, proc):
+            yield ServerHandle(
+                base_url, log_path, proc, ca_path=ca_path, client_cert_path=client_cert_path
+            )
+
+
+@contextlib.contextmanager
+def _run_subprocess(
+    options: dict[str, Any],
+) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
     fd, log_name = tempfile.mkstemp(prefix="nsdk-server-", suffix=".log")
     os.close(fd)
     log_path = Path(log_name)
@@ -256,30 +338,47 @@ def run_server(**options: Any) -> Iterator[ServerHandle]:
         if not line or not line.startswith("http"):
             _stop(proc)
             raise RuntimeError(f"nsdk_server did not start:\n{log_path.read_text()}")
-        yield ServerHandle(line.strip(), log_path, proc)
+        yield line.strip(), log_path, proc
     finally:
         _stop(proc)
 
 
 @contextlib.contextmanager
 def run_server_in_thread(**options: Any) -> Iterator[ServerHandle]:
-    """Run the server with uvicorn in a background thread of this process; stop it on exit."""
+    """Run the server with uvicorn in a background thread of this process; stop it on exit.
+
+    Options and TLS files are those of `run_server`.
+    """
+    with tempfile.TemporaryDirectory(prefix="nsdk-server-tls-") as tls_dir:
+        options, ca_path, client_cert_path = _tls_outputs(options, Path(tls_dir))
+        with _run_thread(options) as base_url:
+            yield ServerHandle(base_url, ca_path=ca_path, client_cert_path=client_cert_path)
+
+
+@contextlib.contextmanager
+def _run_thread(options: dict[str, Any]) -> Iterator[str]:
     from .app import create_app
     from .cli import bind, build_config, parser, url_of, uvicorn_config
     from .connections import make_protocol_class
+    from .tls import load, prepare
 
     args = parser().parse_args(["--port", "0", *server_args(**options)])
-    server_app = create_app(build_config(args))
-    sock = bind("127.0.0.1", 0)
+    config = build_config(args)
+    server_app = create_app(config)
+    serving = prepare(config.tls, "127.0.0.1") if config.tls is not None else None
     import uvicorn
 
-    config = uvicorn_config(
+    settings = uvicorn_config(
         server_app.asgi,
         make_protocol_class(server_app.registry),
         access_log=args.access_log,
         log_level="warning",
+        tls=serving,
     )
-    server = uvicorn.Server(config)
+    if serving is not None:
+        load(settings, serving)
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(settings)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="nsdk-server"
     )
@@ -288,7 +387,7 @@ def run_server_in_thread(**options: Any) -> Iterator[ServerHandle]:
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.01)
     try:
-        yield ServerHandle(url_of(sock))
+        yield url_of(sock, tls=serving is not None)
     finally:
         server.should_exit = True
         thread.join(_STOP_TIMEOUT)

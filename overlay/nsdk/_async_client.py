@@ -6,6 +6,7 @@ lives in the shared parts (``_config``, ``_session``, ``_retry``).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
@@ -21,13 +22,13 @@ from nsdk_api.models import LoginRequest, Me, RefreshRequest
 
 from ._auth import AsyncBearerAuth, OtherFlavourTransport
 from ._base import Boundary, ClientBase, logger
-from ._config import ClientConfig
+from ._config import CertTypes, ClientConfig, ProxyTypes
 from ._errors import NsdkError, ScopeMismatchError, SessionExpiredError
 from ._retry import RetryPolicy
 from ._session import Session, SessionState
 from ._stores import BasicTokenStore, TokenStore
 from ._tokens import Tokens
-from ._transport import AsyncRetryTransport
+from ._transport import AsyncRetryTransport, Transports, build_transports
 
 
 async def _asyncio_sleep(seconds: float) -> None:
@@ -48,6 +49,7 @@ class _ViewTransport(AsyncRetryTransport):
             clock=shared._clock,
             random=shared._random,
             before_resend=shared._before_resend,
+            proxy=shared.proxy,
         )
 
     async def aclose(self) -> None:
@@ -77,7 +79,19 @@ class AsyncClient(ClientBase):
         allow_insecure_http: Allow ``http://`` to non-loopback hosts.
         follow_redirects: Follow redirects (off by default).
         headers: Extra headers for every request (not ``Authorization``).
-        transport: The httpx transport to send through (default: httpx's connection pool).
+        transport: The httpx transport to send through (default: httpx's connection pool,
+            built from the network settings below, which it excludes).
+        proxy: The proxy for every request (``http://user:password@host:port``; credentials
+            are never printed). Default: ``HTTPS_PROXY`` and the other proxy variables, as
+            httpx reads them (``NO_PROXY`` included), unless ``trust_env=False``.
+        verify: Check the server's certificate: True (the default CAs, or ``SSL_CERT_FILE`` /
+            ``SSL_CERT_DIR``), a CA bundle path (a private CA), or an ``ssl.SSLContext``.
+            False only with ``allow_insecure_http=True``.
+        cert: A client certificate for mutual TLS: a PEM file with the certificate and key,
+            or ``(certificate, key)`` or ``(certificate, key, password)``.
+        trust_env: Read the proxy and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` variables, as httpx.
+        limits: The connection pool's ``httpx.Limits`` (default: httpx's).
+        http2: Use HTTP/2 where the server offers it (``pip install 'nsdk[http2]'``).
         clock: Returns the current Unix time (injectable for tests).
         sleep: Awaitable sleep between retries (injectable for tests).
         random: Returns a float in [0, 1) for backoff jitter (injectable for tests).
@@ -104,6 +118,12 @@ class AsyncClient(ClientBase):
         follow_redirects: bool = False,
         headers: dict[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        proxy: ProxyTypes | None = None,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: CertTypes | None = None,
+        trust_env: bool = True,
+        limits: httpx.Limits | None = None,
+        http2: bool = False,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         random: Callable[[], float] | None = None,
@@ -122,20 +142,42 @@ class AsyncClient(ClientBase):
             headers=headers,
             clock=clock,
             random=random,
+            proxy=proxy,
+            verify=verify,
+            cert=cert,
+            trust_env=trust_env,
+            limits=limits,
+            http2=http2,
+            transport_given=transport is not None,
         )
         cfg = self._config
         self._api = cfg.api_client()
-        retrying = AsyncRetryTransport(
-            transport or httpx.AsyncHTTPTransport(),
-            cfg.retry,
-            sleep=sleep or _asyncio_sleep,
-            clock=cfg.clock,
-            random=cfg.random,
-            before_resend=cfg.resign,
+        pause = sleep or _asyncio_sleep
+
+        def wrap(inner: httpx.AsyncBaseTransport, proxy: str | None) -> AsyncRetryTransport:
+            return AsyncRetryTransport(
+                inner,
+                cfg.retry,
+                sleep=pause,
+                clock=cfg.clock,
+                random=cfg.random,
+                before_resend=cfg.resign,
+                proxy=proxy,
+            )
+
+        # Every transport httpx would build (direct, and one per proxy) is wrapped: proxied or
+        # not, each request is retried and signed the same way.
+        self._transports: Transports[AsyncRetryTransport] = build_transports(
+            cfg.network, transport, httpx.AsyncHTTPTransport, wrap
         )
         self._auth = AsyncBearerAuth(cfg.core, cfg.base_url, cfg.store, self._refresh_call)
         self._api.set_async_httpx_client(
-            httpx.AsyncClient(transport=retrying, auth=self._auth, **cfg.httpx_options())
+            httpx.AsyncClient(
+                transport=self._transports.direct,
+                mounts=self._transports.mounts,
+                auth=self._auth,
+                **cfg.httpx_options(),
+            )
         )
         # Its sync calls would otherwise get a plain httpx client: no token, refresh or retry.
         refuse = OtherFlavourTransport(type(self), is_async=True)
@@ -145,13 +187,13 @@ class AsyncClient(ClientBase):
 
     def _view_api(self, config: ClientConfig) -> ApiClient:
         # A with_options view: as Client._view_api, with the async httpx client.
-        shared = self._api.get_async_httpx_client()._transport  # pyright: ignore[reportPrivateUsage]
-        assert isinstance(shared, AsyncRetryTransport), "a client sends through its transport"
+        views = self._transports.map(lambda shared: _ViewTransport(shared, config.retry))
         api = attrs.evolve(self._api, timeout=config.timeout)
         api.set_httpx_client(self._api.get_httpx_client())  # the other flavour's, as the client's
         return api.set_async_httpx_client(
             httpx.AsyncClient(
-                transport=_ViewTransport(shared, config.retry),
+                transport=views.direct,
+                mounts=views.mounts,
                 auth=self._auth,
                 **config.httpx_options(),
             )

@@ -8,6 +8,7 @@ record results in the core; scope checks are the pure ``check_scope``.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -24,13 +25,13 @@ from nsdk_api.models import LoginRequest, Me, RefreshRequest
 
 from ._auth import BearerAuth, OtherFlavourTransport
 from ._base import Boundary, ClientBase, logger
-from ._config import ClientConfig
+from ._config import CertTypes, ClientConfig, ProxyTypes
 from ._errors import NsdkError, ScopeMismatchError, SessionExpiredError
 from ._retry import RetryPolicy
 from ._session import Session, SessionState
 from ._stores import BasicTokenStore, TokenStore
 from ._tokens import Tokens
-from ._transport import RetryTransport
+from ._transport import RetryTransport, Transports, build_transports
 
 
 class _ViewTransport(RetryTransport):
@@ -44,6 +45,7 @@ class _ViewTransport(RetryTransport):
             clock=shared._clock,
             random=shared._random,
             before_resend=shared._before_resend,
+            proxy=shared.proxy,
         )
 
     def close(self) -> None:
@@ -73,7 +75,19 @@ class Client(ClientBase):
         allow_insecure_http: Allow ``http://`` to non-loopback hosts.
         follow_redirects: Follow redirects (off by default).
         headers: Extra headers for every request (not ``Authorization``).
-        transport: The httpx transport to send through (default: httpx's connection pool).
+        transport: The httpx transport to send through (default: httpx's connection pool,
+            built from the network settings below, which it excludes).
+        proxy: The proxy for every request (``http://user:password@host:port``; credentials
+            are never printed). Default: ``HTTPS_PROXY`` and the other proxy variables, as
+            httpx reads them (``NO_PROXY`` included), unless ``trust_env=False``.
+        verify: Check the server's certificate: True (the default CAs, or ``SSL_CERT_FILE`` /
+            ``SSL_CERT_DIR``), a CA bundle path (a private CA), or an ``ssl.SSLContext``.
+            False only with ``allow_insecure_http=True``.
+        cert: A client certificate for mutual TLS: a PEM file with the certificate and key,
+            or ``(certificate, key)`` or ``(certificate, key, password)``.
+        trust_env: Read the proxy and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` variables, as httpx.
+        limits: The connection pool's ``httpx.Limits`` (default: httpx's).
+        http2: Use HTTP/2 where the server offers it (``pip install 'nsdk[http2]'``).
         clock: Returns the current Unix time (injectable for tests).
         sleep: Sleeps between retries (injectable for tests).
         random: Returns a float in [0, 1) for backoff jitter (injectable for tests).
@@ -100,6 +114,12 @@ class Client(ClientBase):
         follow_redirects: bool = False,
         headers: dict[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        proxy: ProxyTypes | None = None,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: CertTypes | None = None,
+        trust_env: bool = True,
+        limits: httpx.Limits | None = None,
+        http2: bool = False,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
         random: Callable[[], float] | None = None,
@@ -118,20 +138,42 @@ class Client(ClientBase):
             headers=headers,
             clock=clock,
             random=random,
+            proxy=proxy,
+            verify=verify,
+            cert=cert,
+            trust_env=trust_env,
+            limits=limits,
+            http2=http2,
+            transport_given=transport is not None,
         )
         cfg = self._config
         self._api = cfg.api_client()
-        retrying = RetryTransport(
-            transport or httpx.HTTPTransport(),
-            cfg.retry,
-            sleep=sleep or time.sleep,
-            clock=cfg.clock,
-            random=cfg.random,
-            before_resend=cfg.resign,
+        pause = sleep or time.sleep
+
+        def wrap(inner: httpx.BaseTransport, proxy: str | None) -> RetryTransport:
+            return RetryTransport(
+                inner,
+                cfg.retry,
+                sleep=pause,
+                clock=cfg.clock,
+                random=cfg.random,
+                before_resend=cfg.resign,
+                proxy=proxy,
+            )
+
+        # Every transport httpx would build (direct, and one per proxy) is wrapped: proxied or
+        # not, each request is retried and signed the same way.
+        self._transports: Transports[RetryTransport] = build_transports(
+            cfg.network, transport, httpx.HTTPTransport, wrap
         )
         self._auth = BearerAuth(cfg.core, cfg.base_url, cfg.store, self._refresh_call)
         self._api.set_httpx_client(
-            httpx.Client(transport=retrying, auth=self._auth, **cfg.httpx_options())
+            httpx.Client(
+                transport=self._transports.direct,
+                mounts=self._transports.mounts,
+                auth=self._auth,
+                **cfg.httpx_options(),
+            )
         )
         # Its asyncio calls would otherwise get a plain httpx client: no token, refresh or retry.
         refuse = OtherFlavourTransport(type(self), is_async=False)
@@ -140,16 +182,16 @@ class Client(ClientBase):
         )
 
     def _view_api(self, config: ClientConfig) -> ApiClient:
-        # A with_options view: a retry transport with the view's policy over the same pool, the
-        # same auth flow (one session, one single-flight refresh). httpx offers no public way
-        # to read a client's transport.
-        shared = self._api.get_httpx_client()._transport  # pyright: ignore[reportPrivateUsage]
-        assert isinstance(shared, RetryTransport), "a client sends through its RetryTransport"
+        # A with_options view: retry transports with the view's policy over the same pools (the
+        # direct one and each proxy's, mounted alike), the same auth flow (one session, one
+        # single-flight refresh).
+        views = self._transports.map(lambda shared: _ViewTransport(shared, config.retry))
         api = attrs.evolve(self._api, timeout=config.timeout)
         api.set_async_httpx_client(self._api.get_async_httpx_client())  # the other flavour's
         return api.set_httpx_client(
             httpx.Client(
-                transport=_ViewTransport(shared, config.retry),
+                transport=views.direct,
+                mounts=views.mounts,
                 auth=self._auth,
                 **config.httpx_options(),
             )

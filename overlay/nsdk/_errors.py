@@ -14,6 +14,8 @@
     │   ├── ConflictError              409 (not documented by the spec)
     │   ├── RateLimitError             [R] 429: retry_after says how long the server asked to wait
     │   └── ServerError                [R] 5xx: escalate with request_id and attempt_request_ids
+    ├── TLSVerificationError           the server's certificate is not trusted (never retried)
+    ├── ProxyError                     the proxy refused the tunnel: 407, 403 (never retried)
     ├── MalformedResponseError         a success response whose body does not match the spec
     ├── SessionError                   the client-side session cannot make the call
     │   ├── NotAuthenticatedError      a protected call before login (or after logout/expiry)
@@ -32,6 +34,10 @@
 The retryable base is also the second base of the classes marked [R], so one ``except`` clause
 catches the failures where the same call may succeed later: the network, a rate limit, a failing
 server, a busy or unreachable token store. The others fail the same way until something changes.
+A proxy that could not reach the API (its 502, 503 or 504 to ``CONNECT``) is a connection
+failure like the others: retried, then raised as the retryable connection error naming the
+proxy. An untrusted certificate, or a proxy refusing the tunnel, fails the same way every time
+until the configuration changes: classes of their own, never retried.
 
 The status -> class choice is one table (``_STATUS_CLASSES``); lower-level errors are translated
 in two places only: ``from_generated`` (generated-layer errors) and ``from_transport`` (httpx).
@@ -184,6 +190,10 @@ class APIConnectionError(RetryableError):
             body that could not be decoded); None when no answer arrived.
         attempt_request_ids: Request ids of the earlier attempts the server did answer (a 5xx
             before the connection failed), oldest first.
+        proxy: The proxy the request went through, its URL without credentials; None when
+            direct (or through a ``transport=`` of your own).
+        proxy_status: The proxy's answer to ``CONNECT`` when it could not reach the API (502,
+            503, 504); None otherwise.
 
     Examples:
         >>> try:  # doctest: +SKIP
@@ -202,6 +212,8 @@ class APIConnectionError(RetryableError):
         elapsed: float | None = None,
         request_id: str | None = None,
         attempt_request_ids: Sequence[str] = (),
+        proxy: str | None = None,
+        proxy_status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.operation = operation
@@ -210,10 +222,87 @@ class APIConnectionError(RetryableError):
         self.elapsed = elapsed
         self.request_id = request_id
         self.attempt_request_ids = tuple(attempt_request_ids)
+        self.proxy = proxy
+        self.proxy_status = proxy_status
 
 
 class APITimeoutError(APIConnectionError):
     """The request timed out (connect, read, write or waiting for a pooled connection)."""
+
+
+class TLSVerificationError(NsdkError):
+    """The server's certificate is not trusted (unknown CA, wrong host name, expired).
+
+    Nothing was sent, it is never retried (it would fail the same way), and nsdk never falls
+    back to an unverified connection. For a private CA pass ``verify=`` (a CA bundle path or an
+    ``ssl.SSLContext``) or set ``SSL_CERT_FILE``.
+
+    Attributes:
+        operation: The operation (e.g. ``"me"``), if the request was one of the spec's.
+        url: The URL requested, without its query string.
+        attempts: Attempts made: 1.
+        proxy: The proxy the tunnel went through (URL without credentials), or None.
+
+    Examples:
+        >>> try:  # doctest: +SKIP
+        ...     client.me()
+        ... except nsdk.TLSVerificationError as exc:
+        ...     log.error("check the CA bundle: %s", exc)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        url: str | None = None,
+        attempts: int = 1,
+        proxy: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.url = url
+        self.attempts = attempts
+        self.proxy = proxy
+
+
+class ProxyError(NsdkError):
+    """The proxy refused the tunnel to the API: 407 (credentials) or 403 (its policy).
+
+    Nothing reached the API, and it is never retried: the answer changes only when the
+    credentials (in the proxy URL) or the proxy's policy do. A proxy that could not reach the
+    API is another failure, retried: an ``APIConnectionError`` with ``proxy_status``.
+
+    Attributes:
+        status_code: The proxy's answer to ``CONNECT``: 407 or 403.
+        proxy: The proxy's URL without credentials; None for a ``transport=`` of your own.
+        operation: The operation (e.g. ``"me"``), if the request was one of the spec's.
+        url: The URL requested, without its query string.
+        attempts: Attempts made: 1.
+
+    Examples:
+        >>> try:  # doctest: +SKIP
+        ...     client.me()
+        ... except nsdk.ProxyError as exc:
+        ...     log.error("the proxy %s said %d", exc.proxy, exc.status_code)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        proxy: str | None = None,
+        operation: str | None = None,
+        url: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.proxy = proxy
+        self.operation = operation
+        self.url = url
+        self.attempts = attempts
 
 
 class MalformedResponseError(NsdkError):
@@ -396,6 +485,43 @@ _TIMEOUT_KINDS: Mapping[str, str] = {
 }
 
 
+#: What a proxy's answer to ``CONNECT`` means, and what to do: by status (None: any other).
+_PROXY_ANSWERS: Mapping[int | None, tuple[str, str]] = {
+    407: (
+        "refused the tunnel",
+        "put credentials in the proxy URL (http://user:password@host:port), or check them; "
+        "not retried",
+    ),
+    403: (
+        "refused the tunnel",
+        "its policy does not let this client reach the API: ask its administrators, or bypass "
+        "it with NO_PROXY; not retried",
+    ),
+    **dict.fromkeys(
+        (502, 503, 504),
+        (
+            "could not reach the API",
+            "the request never reached the API; retry later, and check that the API's host is "
+            "reachable from the proxy",
+        ),
+    ),
+    None: (
+        "could not open a tunnel to the API",
+        "the request never reached the API; retry later, and check the proxy",
+    ),
+}
+
+
+def display_url(url: httpx.URL | str) -> str:
+    """A URL for a message, repr or log line: without its credentials (``user:password@``)."""
+    import httpx
+
+    parsed = httpx.URL(url)
+    if parsed.userinfo:
+        parsed = parsed.copy_with(username=None, password=None)
+    return str(parsed)
+
+
 def seconds(value: float) -> str:
     """A duration for a message: ``"0.875 s"``, ``"12.3 s"``, ``"120 s"``."""
     return f"{value:.0f} s" if value >= 100 else f"{value:.3g} s"
@@ -497,7 +623,8 @@ def from_transport(
     request_id: str | None = None,
     attempt_request_ids: Sequence[str] = (),
     timeouts: Mapping[str, float | None] | None = None,
-) -> APIConnectionError:
+    proxy: str | None = None,
+) -> APIConnectionError | TLSVerificationError | ProxyError:
     """Translate an httpx error into nsdk's tree.
 
     Args:
@@ -512,15 +639,59 @@ def from_transport(
         attempt_request_ids: Request ids of the attempts the server answered, oldest first.
         timeouts: The request's httpx timeout extension (seconds per phase), to name the
             timeout that expired.
+        proxy: The proxy the request went through, without credentials (``display_url``).
     """
     import httpx
 
+    from ._retry import PROXY_REFUSALS, proxy_status, tls_verification_failure
+
     name = type(error).__name__
-    target = f"{method} {url}" if method and url else ""
+    request = f"{method} {url}" if method and url else ""
+    target = f"{request} via the proxy {proxy}" if request and proxy else request
     tries = ""
     if elapsed is not None:
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''} in {seconds(elapsed)}"
     cls: type[APIConnectionError] = APIConnectionError
+    not_trusted = tls_verification_failure(error) if isinstance(error, httpx.ConnectError) else None
+    if isinstance(error, httpx.ProxyError):
+        status = proxy_status(error)
+        happened, advice = _PROXY_ANSWERS.get(status, _PROXY_ANSWERS[None])
+        answer = str(error)[:80] or name  # the proxy's own words: "407 Proxy Authentication ..."
+        message = (
+            f"{what}: the proxy {proxy or '(of the transport)'} {happened} ({answer})"
+            f"{' for ' + request if request else ''}{tries}; {advice}"
+        )
+        if status is not None and status in PROXY_REFUSALS:  # the retry policy's table
+            return ProxyError(
+                message,
+                status_code=status,
+                proxy=proxy,
+                operation=operation,
+                url=url,
+                attempts=attempts,
+            )
+        return APIConnectionError(
+            message,
+            operation=operation,
+            url=url,
+            attempts=attempts,
+            elapsed=elapsed,
+            attempt_request_ids=attempt_request_ids,
+            proxy=proxy,
+            proxy_status=status,
+        )
+    if not_trusted is not None:
+        reason = getattr(not_trusted, "verify_message", "") or str(not_trusted)
+        subject = f" of {target}" if target else ""
+        return TLSVerificationError(
+            f"{what}: the server's certificate{subject} is not trusted{tries} ({reason}); for a "
+            "private CA pass verify=<CA bundle path> or an ssl.SSLContext, or set "
+            "SSL_CERT_FILE; nsdk never falls back to an unverified connection; not retried",
+            operation=operation,
+            url=url,
+            attempts=attempts,
+            proxy=proxy,
+        )
     if isinstance(error, httpx.TimeoutException):
         cls = APITimeoutError
         kind = _TIMEOUT_KINDS.get(name, "")
@@ -551,6 +722,7 @@ def from_transport(
         elapsed=elapsed,
         request_id=request_id,
         attempt_request_ids=attempt_request_ids,
+        proxy=proxy,
     )
 
 
@@ -569,18 +741,21 @@ __all__ = [
     "NotFoundError",
     "NsdkError",
     "PermissionDeniedError",
+    "ProxyError",
     "RateLimitError",
     "RetryableError",
     "ScopeMismatchError",
     "ServerError",
     "SessionError",
     "SessionExpiredError",
+    "TLSVerificationError",
     "TokenStoreBusyError",
     "TokenStoreCorruptError",
     "TokenStoreError",
     "TokenStoreKeyError",
     "TokenStorePermissionError",
     "TokenStoreUnavailableError",
+    "display_url",
     "from_generated",
     "from_transport",
     "seconds",

@@ -11,15 +11,20 @@ What is retried (``max_attempts`` counts every attempt, the first included):
   A ``Retry-After`` above ``max_retry_after`` stops at once (the caller gets ``RateLimitError``).
 * 500/502/503/504: only when the operation is ``x-nsdk-resend-safe`` in the spec.
 * A connection that failed before the request was sent (connect error or timeout, pool
-  timeout): any operation. A failure after the bytes may have left (read timeout, reset,
+  timeout, a proxy that could not open the tunnel, e.g. its 502/503/504 to ``CONNECT``): any
+  operation. A failure after the bytes may have left (read timeout, reset,
   dropped connection): only resend-safe operations. Refresh is not resend-safe: resending a
   refresh the server may have processed would be a replay that revokes the token family.
+* Never, whatever the operation: a failure that resending cannot change (``FINAL_ERRORS``): the
+  server's certificate not trusted (a retry storm would change nothing), a proxy refusing the
+  tunnel (407 credentials, 403 its policy).
 * Anything else (400, 401, other statuses) is returned as is.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -39,11 +44,64 @@ ATTEMPT_IDS = "nsdk_attempt_request_ids"
 #: ``max_retry_after``: ``(seconds asked, max_retry_after)``, for the error's message.
 RETRY_AFTER_CAPPED = "nsdk_retry_after_capped"
 
-#: Transport errors that guarantee the request never left this process.
+#: Transport errors that guarantee the request never reached the API. ``httpx.ProxyError`` is a
+#: tunnel (``CONNECT``) the proxy did not open: nothing of the request was sent through it.
 NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
+    httpx.ProxyError,
+)
+
+#: A proxy's answers to ``CONNECT`` that resending will not change: its credentials (407) or its
+#: policy (403). Its 502/503/504 (it could not reach the API) may pass: they are retried.
+PROXY_REFUSALS = frozenset({403, 407})
+
+_PROXY_STATUS = re.compile(r"([1-5][0-9][0-9])(?: |$)")
+
+
+def proxy_status(error: BaseException) -> int | None:
+    """The status a proxy answered ``CONNECT`` with, from an ``httpx.ProxyError``; else None.
+
+    httpcore words a refused tunnel as ``"<status> <reason>"`` (e.g. ``"407 Proxy
+    Authentication Required"``); a SOCKS proxy's failures carry no status.
+    """
+    if not isinstance(error, httpx.ProxyError):
+        return None
+    found = _PROXY_STATUS.match(str(error))
+    return int(found.group(1)) if found else None
+
+
+def tls_verification_failure(error: BaseException) -> Exception | None:
+    """The ``ssl.SSLCertVerificationError`` behind a connect error, or None if there is none.
+
+    httpx raises ``ConnectError`` from httpcore's, itself raised from the ``ssl`` error: the
+    chain of causes is walked (a few links at most).
+    """
+    import ssl  # only on this error path: `import nsdk` does not pay for it
+
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _proxy_refused(error: httpx.TransportError) -> bool:
+    return proxy_status(error) in PROXY_REFUSALS
+
+
+def _tls_not_trusted(error: httpx.TransportError) -> bool:
+    return isinstance(error, httpx.ConnectError) and tls_verification_failure(error) is not None
+
+
+#: Transport failures never retried, whatever the operation: resending cannot change them.
+FINAL_ERRORS: tuple[Callable[[httpx.TransportError], bool], ...] = (
+    _tls_not_trusted,
+    _proxy_refused,
 )
 
 
@@ -258,7 +316,7 @@ class RetryDecider:
 
     def after_error(self, error: httpx.TransportError) -> float | None:
         """Return the wait before resending after a transport error, or None to raise it."""
-        if not self._room():
+        if not self._room() or any(final(error) for final in FINAL_ERRORS):
             return None
         if isinstance(error, NOT_SENT_ERRORS) or self._resend_safe():
             return self._wait(self.policy.backoff(self.attempt, self.random))
@@ -272,9 +330,13 @@ class RetryDecider:
 
 __all__ = [
     "ATTEMPT_IDS",
+    "FINAL_ERRORS",
     "NOT_SENT_ERRORS",
+    "PROXY_REFUSALS",
     "RETRY_AFTER_CAPPED",
     "RetryDecider",
     "RetryPolicy",
     "parse_retry_after",
+    "proxy_status",
+    "tls_verification_failure",
 ]

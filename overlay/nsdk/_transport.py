@@ -4,8 +4,13 @@ They wrap the real httpx transport, so every request (overlay methods and genera
 through ``client.api`` alike) gets the same backoff. The shells only send, read, sleep and close;
 what follows from each outcome is ``_Attempts``' (shared by both), and in the end
 ``RetryDecider``'s. httpx transport errors that end the loop are translated here, at one
-boundary, into ``APIConnectionError`` / ``APITimeoutError``, with what only this loop knows: the
-operation, the URL, the attempts, the time they took and the request ids of the answered ones.
+boundary, into ``APIConnectionError`` / ``APITimeoutError`` (``TLSVerificationError``,
+``ProxyError``), with what only this loop knows: the operation, the URL, the proxy, the attempts,
+the time they took and the request ids of the answered ones.
+
+``build_transports`` builds what httpx's ``Client`` would (the direct transport, and one per
+proxy mounted by URL pattern) and wraps every one of them in a shell, so a proxied request is
+retried and signed exactly as a direct one.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import cast
+from typing import Generic, TypeVar, cast
 
+import attrs
 import httpx
 from nsdk_api._operations import REQUEST_ID_HEADER, operation_for
 
-from ._errors import APIConnectionError, ConfigurationError, from_transport
+from ._config import Network
+from ._errors import ConfigurationError, NsdkError, display_url, from_transport
 from ._retry import ATTEMPT_IDS, RETRY_AFTER_CAPPED, RetryDecider, RetryPolicy
 
 logger = logging.getLogger("nsdk")
@@ -50,7 +57,16 @@ class _Attempts:
     ``RetryDecider``; its response carries no ATTEMPT_IDS (its own request id header is the one).
     """
 
-    __slots__ = ("_clock", "_decider", "_policy", "_random", "_started", "attempt", "request")
+    __slots__ = (
+        "_clock",
+        "_decider",
+        "_policy",
+        "_proxy",
+        "_random",
+        "_started",
+        "attempt",
+        "request",
+    )
 
     def __init__(
         self,
@@ -58,9 +74,11 @@ class _Attempts:
         policy: RetryPolicy,
         clock: Callable[[], float],
         random: Callable[[], float],
+        proxy: str | None,
     ) -> None:
         self.request = request
         self.attempt = 1
+        self._proxy = proxy  # the proxy's URL without credentials, when sent through one
         self._policy = policy
         self._clock = clock
         self._random = random
@@ -85,6 +103,11 @@ class _Attempts:
 
     def after_response(self, response: httpx.Response) -> float | None:
         """The wait before resending, or None: hand ``response`` (its body read) to the caller."""
+        if response.status_code == 407 and self._proxy is not None:
+            # Only a proxy answers 407: here to a plain http:// request it would have forwarded.
+            # Judged and worded as its 407 to CONNECT is (the API never saw the request).
+            refused = httpx.ProxyError(f"407 {response.reason_phrase}", request=self.request)
+            return self.after_error(refused)
         if self._decider is None and not self._policy.may_retry_status(response.status_code):
             if logger.isEnabledFor(logging.DEBUG):
                 rid = response.headers.get(REQUEST_ID_HEADER)
@@ -110,9 +133,7 @@ class _Attempts:
             raise self.failed(error) from error
         return wait
 
-    def failed(
-        self, error: httpx.HTTPError, response: httpx.Response | None = None
-    ) -> APIConnectionError:
+    def failed(self, error: httpx.HTTPError, response: httpx.Response | None = None) -> NsdkError:
         """The nsdk error for ``error`` ending these attempts (``response``: one not decodable)."""
         operation = operation_for(self.request)
         ids = list(self._decider.request_ids) if self._decider is not None else []
@@ -134,6 +155,7 @@ class _Attempts:
             request_id=rid,
             attempt_request_ids=ids,
             timeouts=timeouts,
+            proxy=self._proxy,
         )
 
 
@@ -146,14 +168,21 @@ class _Shell:
         clock: Callable[[], float],
         random: Callable[[], float],
         before_resend: Callable[[httpx.Request], None] | None,
+        proxy: str | None,
     ) -> None:
         self._policy = policy
         self._clock = clock
         self._random = random
         self._before_resend = before_resend  # e.g. put the current bearer token on the request
+        self._proxy = proxy if proxy is None else display_url(proxy)  # never its credentials
+
+    @property
+    def proxy(self) -> str | None:
+        """The URL of the proxy this transport sends through (no credentials), or None."""
+        return self._proxy
 
     def _attempts(self, request: httpx.Request) -> _Attempts:
-        return _Attempts(request, self._policy, self._clock, self._random)
+        return _Attempts(request, self._policy, self._clock, self._random, self._proxy)
 
     def _resending(self, attempts: _Attempts) -> None:
         attempts.resending()
@@ -186,6 +215,7 @@ class RetryTransport(_Shell, httpx.BaseTransport):
         clock: Callable[[], float],
         random: Callable[[], float],
         before_resend: Callable[[httpx.Request], None] | None = None,
+        proxy: str | None = None,
     ) -> None:
         if not isinstance(inner, httpx.BaseTransport):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise ConfigurationError(
@@ -193,7 +223,7 @@ class RetryTransport(_Shell, httpx.BaseTransport):
                 f"httpx.MockTransport), or None, got {_got(inner)}"
             )
         _check_sleep(sleep, "time.sleep")
-        super().__init__(policy, clock, random, before_resend)
+        super().__init__(policy, clock, random, before_resend, proxy)
         self._inner = inner
         self._sleep = sleep
 
@@ -239,6 +269,7 @@ class AsyncRetryTransport(_Shell, httpx.AsyncBaseTransport):
         clock: Callable[[], float],
         random: Callable[[], float],
         before_resend: Callable[[httpx.Request], None] | None = None,
+        proxy: str | None = None,
     ) -> None:
         if not isinstance(inner, httpx.AsyncBaseTransport):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise ConfigurationError(
@@ -251,7 +282,7 @@ class AsyncRetryTransport(_Shell, httpx.AsyncBaseTransport):
                 "got time.sleep, which would block the event loop"
             )
         _check_sleep(sleep, "asyncio.sleep")
-        super().__init__(policy, clock, random, before_resend)
+        super().__init__(policy, clock, random, before_resend, proxy)
         self._inner = inner
         self._sleep = sleep
 
@@ -289,4 +320,57 @@ class AsyncRetryTransport(_Shell, httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-__all__ = ["AsyncRetryTransport", "RetryTransport"]
+_Inner = TypeVar("_Inner")  # an httpx transport, sync or async
+_Outer = TypeVar("_Outer")  # the shell around it
+_View = TypeVar("_View")
+
+
+@attrs.frozen
+class Transports(Generic[_Outer]):
+    """A client's transports, as httpx's ``transport=`` and ``mounts=`` take them.
+
+    Attributes:
+        direct: The transport for every URL no mount matches.
+        mounts: URL pattern (``"https://"``, ``"all://*.example.com"``) to the transport for it;
+            None sends those URLs through ``direct`` (a ``NO_PROXY`` entry).
+    """
+
+    direct: _Outer
+    mounts: Mapping[str, _Outer | None]
+
+    def map(self, view: Callable[[_Outer], _View]) -> Transports[_View]:
+        """The same layout with ``view`` of each transport (a ``with_options`` view's shells)."""
+        mounts = {k: None if t is None else view(t) for k, t in self.mounts.items()}
+        return Transports(view(self.direct), mounts)
+
+
+def build_transports(
+    network: Network | None,
+    given: _Inner | None,
+    make: Callable[..., _Inner],
+    wrap: Callable[[_Inner, str | None], _Outer],
+) -> Transports[_Outer]:
+    """The transports httpx's Client would build (``_init_transport``, one per proxy), wrapped.
+
+    Args:
+        network: The client's network settings; None when the caller gave ``given``.
+        given: The caller's ``transport=``, used as it is (then, as in httpx, no proxies from
+            the environment).
+        make: ``httpx.HTTPTransport`` or ``httpx.AsyncHTTPTransport``.
+        wrap: Builds the retry shell around a transport, given the proxy URL it goes through
+            (credentials removed).
+    """
+    if network is None:
+        if given is None:  # pragma: no cover - ClientConfig builds a Network without transport=
+            raise AssertionError("no transport and no network settings")
+        return Transports(wrap(given, None), {})
+    mounts = {
+        pattern: None
+        if proxy is None
+        else wrap(make(proxy=proxy, **network.options), display_url(proxy.url))
+        for pattern, proxy in network.proxies.items()
+    }
+    return Transports(wrap(make(**network.options), None), mounts)
+
+
+__all__ = ["AsyncRetryTransport", "RetryTransport", "Transports", "build_transports"]

@@ -7,6 +7,7 @@ typed code breaks this file first.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,37 @@ def sync_usage(password: str) -> str:
         revoked: bool = client.logout()
         del revoked, state
         return session.tenant_id + me.email + detailed.parsed.user_id
+
+
+def network_usage() -> None:
+    context = ssl.create_default_context(cafile="/etc/ssl/private-ca.pem")
+    with nsdk.Client(
+        "https://api.example.com",
+        proxy="http://user:password@proxy.example.com:3128",
+        verify=context,
+        cert=("client.crt", "client.key"),
+        trust_env=False,
+        limits=httpx.Limits(max_connections=10),
+        http2=True,
+    ) as client:
+        try:
+            client.me()
+        except nsdk.ProxyError as exc:
+            status: int = exc.status_code
+            proxy: str | None = exc.proxy
+            del status, proxy
+        except nsdk.TLSVerificationError as exc:
+            attempts: int = exc.attempts
+            del attempts
+        except nsdk.APIConnectionError as exc:
+            answer: int | None = exc.proxy_status
+            del answer
+    nsdk.AsyncClient(
+        "https://api.example.com",
+        proxy=httpx.Proxy("http://proxy.example.com:3128"),
+        verify="/etc/ssl/private-ca.pem",
+        cert="client.pem",
+    )
 
 
 def surface_usage() -> str:

@@ -22,8 +22,9 @@ from nsdk_api.models import LoginRequest, Me, RefreshRequest
 
 from ._auth import AsyncBearerAuth, OtherFlavourTransport
 from ._base import Boundary, ClientBase, logger
-from ._config import CertTypes, ClientConfig, ProxyTypes
+from ._config import ClientConfig
 from ._errors import NsdkError, ScopeMismatchError, SessionExpiredError
+from ._network import CertTypes, ProxyTypes
 from ._retry import RetryPolicy
 from ._session import Session, SessionState
 from ._stores import BasicTokenStore, TokenStore

@@ -24,8 +24,8 @@ import attrs
 import httpx
 from nsdk_api._operations import REQUEST_ID_HEADER, operation_for
 
-from ._config import Network
 from ._errors import ConfigurationError, NsdkError, display_url, from_transport
+from ._network import Network
 from ._retry import ATTEMPT_IDS, RETRY_AFTER_CAPPED, RetryDecider, RetryPolicy
 
 logger = logging.getLogger("nsdk")

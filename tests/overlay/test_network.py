@@ -22,7 +22,7 @@ import nsdk
 import pytest
 import trustme
 from _secret_scan import LEDGER
-from nsdk import _config
+from nsdk import _network
 from nsdk._transport import AsyncRetryTransport, RetryTransport
 
 if TYPE_CHECKING:
@@ -105,9 +105,9 @@ def test_environment_proxies_is_httpx_own_reading(monkeypatch: pytest.MonkeyPatc
         "all://*internal.example.com": None,
         "all://localhost": None,
     }
-    assert _config.environment_proxies() == get_environment_proxies() == expected
+    assert _network.environment_proxies() == get_environment_proxies() == expected
     monkeypatch.setenv("NO_PROXY", "*")
-    assert _config.environment_proxies() == {}
+    assert _network.environment_proxies() == {}
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])

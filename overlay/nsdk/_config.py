@@ -33,7 +33,7 @@ from ._errors import (
     SessionExpiredError,
     from_generated,
 )
-from ._network import CertTypes, Network, ProxyTypes, describe_value, check_network
+from ._network import CertTypes, Network, ProxyTypes, check_network, describe_value
 from ._retry import RetryPolicy
 from ._session import Session, SessionCore, SessionState, resign
 from ._stores import BasicTokenStore, MemoryTokenStore, TokenStore, as_token_store
@@ -134,7 +134,8 @@ def check_arguments(
         )
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigurationError(
-            f"retry must be an nsdk.RetryPolicy, or None for the default, got {describe_value(retry)}"
+            "retry must be an nsdk.RetryPolicy, or None for the default, got "
+            f"{describe_value(retry)}"
         )
     if not (
         timeout is None or isinstance(timeout, httpx.Timeout) or _seconds(timeout, above_zero=True)

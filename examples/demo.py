@@ -266,9 +266,6 @@ class Demo:
 
     def client(self, store: RecordingStore) -> nsdk.Client:
         """A client wired to the trace: its requests are labelled, its attempts logged."""
-        # nsdk.Client has no verify= yet: the CA goes in through the transport, which nsdk wraps
-        # with its retry and auth like its default one.
-        transport = None if self.verify is None else httpx.HTTPTransport(verify=self.verify)
         client = nsdk.Client(
             self.base_url,
             token_store=store,
@@ -278,7 +275,8 @@ class Demo:
             # (see step 3; by default nsdk also refreshes shortly before the token's exp).
             refresh_leeway=0,
             clock=slow_clock,
-            transport=transport,
+            # With --tls: trust the demo server's throwaway CA only (else the default CAs).
+            verify=True if self.verify is None else self.verify,
         )
         hooks = client.api.get_httpx_client().event_hooks
         hooks["request"].append(self.trace.on_request)

@@ -34,7 +34,7 @@
 The retryable base is also the second base of the classes marked [R], so one ``except`` clause
 catches the failures where the same call may succeed later: the network, a rate limit, a failing
 server, a busy or unreachable token store. The others fail the same way until something changes.
-A proxy that could not reach the API (its 502, 503 or 504 to ``CONNECT``) is a connection
+A proxy that could not reach the API (its 500, 502, 503 or 504 to ``CONNECT``) is a connection
 failure like the others: retried, then raised as the retryable connection error naming the
 proxy. An untrusted certificate, or a proxy refusing the tunnel, fails the same way every time
 until the configuration changes: classes of their own, never retried.

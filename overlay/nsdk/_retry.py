@@ -11,7 +11,7 @@ What is retried (``max_attempts`` counts every attempt, the first included):
   A ``Retry-After`` above ``max_retry_after`` stops at once (the caller gets ``RateLimitError``).
 * 500/502/503/504: only when the operation is ``x-nsdk-resend-safe`` in the spec.
 * A connection that failed before the request was sent (connect error or timeout, pool
-  timeout, a proxy that could not open the tunnel, e.g. its 502/503/504 to ``CONNECT``): any
+  timeout, a proxy that could not open the tunnel, e.g. its 500/502/503/504 to ``CONNECT``): any
   operation. A failure after the bytes may have left (read timeout, reset,
   dropped connection): only resend-safe operations. Refresh is not resend-safe: resending a
   refresh the server may have processed would be a replay that revokes the token family.
@@ -54,7 +54,8 @@ NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
 )
 
 #: A proxy's answers to ``CONNECT`` that resending will not change: its credentials (407) or its
-#: policy (403). Its 502/503/504 (it could not reach the API) may pass: they are retried.
+#: policy (403). Its other answers to CONNECT (500/502/503/504: it could not reach the API) may
+#: pass: they are retried.
 PROXY_REFUSALS = frozenset({403, 407})
 
 _PROXY_STATUS = re.compile(r"([1-5][0-9][0-9])(?: |$)")

@@ -7,13 +7,16 @@ Three ways to make the same call and get the same three fields out of the same b
 * nsdk: ``nsdk.Client.me()`` after a login (bearer auth flow, retry transport, typed errors).
 
 First on an in-process transport (no sockets: what is measured is the client code), then against
-the reference server on loopback (what a user sees). Each round runs every variant back to back,
+the reference server on loopback (what a user sees), then on loopback over TLS (``tls=True``; all
+three variants share one ``SSLContext`` that trusts the server's CA, and keep-alive means each
+call is a request on an established TLS connection). Each round runs every variant back to back,
 rotating which goes first; a figure is the median over rounds of the per-round ratio.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,7 +43,7 @@ from common import (
 from nsdk_api import Client as ApiClient
 from nsdk_api.api.auth import me as gen_me
 
-TARGET = 1.10  # nsdk <= 1.10x raw httpx, in-process
+TARGET = 1.10  # nsdk <= 1.10x raw httpx, in-process and over TLS on loopback
 VARIANTS = ("nsdk", "raw", "generated")
 
 
@@ -111,18 +114,23 @@ async def _run_async(
     return samples
 
 
-def sync_variants(url: str, canned: bool, rounds: int, n: int) -> Samples:
-    """The three sync variants against ``url``: on the canned in-process transport, or for real."""
+def sync_variants(
+    url: str, canned: bool, rounds: int, n: int, verify: ssl.SSLContext | bool = True
+) -> Samples:
+    """The three sync variants against ``url``: on the canned in-process transport, or for real.
+
+    ``verify`` (httpx's) goes to all three: for HTTPS, one shared ``SSLContext``.
+    """
 
     def transport() -> httpx.BaseTransport | None:
         return CannedTransport() if canned else None
 
     with (
-        httpx.Client(base_url=url, transport=transport()) as raw,
-        nsdk.Client(url, transport=transport()) as client,
+        httpx.Client(base_url=url, transport=transport(), verify=verify) as raw,
+        nsdk.Client(url, transport=transport(), verify=verify) as client,
     ):
         headers = bearer(raw_login(raw))
-        api = ApiClient(base_url=url, headers=headers, transport=transport())
+        api = ApiClient(base_url=url, headers=headers, transport=transport(), verify_ssl=verify)
         client.login(email=EMAIL, password=PASSWORD)
         try:
             return _run_sync(
@@ -138,18 +146,22 @@ def sync_variants(url: str, canned: bool, rounds: int, n: int) -> Samples:
             api.close()
 
 
-async def async_variants(url: str, canned: bool, rounds: int, n: int) -> Samples:
+async def async_variants(
+    url: str, canned: bool, rounds: int, n: int, verify: ssl.SSLContext | bool = True
+) -> Samples:
     """The three async variants against ``url``: canned in-process transport, or for real."""
 
     def transport() -> httpx.AsyncBaseTransport | None:
         return AsyncCannedTransport() if canned else None
 
     async with (
-        httpx.AsyncClient(base_url=url, transport=transport()) as raw,
-        nsdk.AsyncClient(url, transport=transport()) as client,
+        httpx.AsyncClient(base_url=url, transport=transport(), verify=verify) as raw,
+        nsdk.AsyncClient(url, transport=transport(), verify=verify) as client,
     ):
         headers = bearer(await raw_login_async(raw))
-        api = ApiClient(base_url=url, headers=headers, async_transport=transport())
+        api = ApiClient(
+            base_url=url, headers=headers, async_transport=transport(), verify_ssl=verify
+        )
         await client.login(email=EMAIL, password=PASSWORD)
 
         async def raw_call() -> object:
@@ -169,16 +181,24 @@ async def async_variants(url: str, canned: bool, rounds: int, n: int) -> Samples
             await api.aclose()
 
 
+def _against_server(
+    setting: str, rounds: int, n: int, target: float | None, **options: Any
+) -> list[Row]:
+    """Sync then async against a reference server started with ``options`` (wall time)."""
+    with server(**options) as handle:
+        verify = handle.ssl_context(client_cert=False) if options.get("tls") else True
+        sync = sync_variants(handle.base_url, False, rounds, n, verify)
+        rows = _rows(f"{setting} sync", sync, "wall", target)
+        async_ = asyncio.run(async_variants(handle.base_url, False, rounds, n, verify))
+        return rows + _rows(f"{setting} async", async_, "wall", target)
+
+
 def run(quick: bool = False, **_: Any) -> list[Row]:
-    """Figure 1, in-process then loopback, sync then async."""
+    """Figure 1, in-process then loopback then loopback over TLS, sync then async."""
     rounds, n = (5, 300) if quick else (21, 1000)
     rows = _rows("in-process sync", sync_variants(BASE_URL, True, rounds, n), "cpu", TARGET)
     in_async = asyncio.run(async_variants(BASE_URL, True, rounds, n))
     rows += _rows("in-process async", in_async, "cpu", TARGET)
     lb_rounds, lb_n = (3, 100) if quick else (9, 300)
-    with server() as handle:
-        sync = sync_variants(handle.base_url, False, lb_rounds, lb_n)
-        rows += _rows("loopback sync", sync, "wall", None)
-        async_ = asyncio.run(async_variants(handle.base_url, False, lb_rounds, lb_n))
-        rows += _rows("loopback async", async_, "wall", None)
-    return rows
+    rows += _against_server("loopback", lb_rounds, lb_n, None)
+    return rows + _against_server("loopback TLS", lb_rounds, lb_n, TARGET, tls=True)

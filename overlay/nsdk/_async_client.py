@@ -39,24 +39,6 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-class _ViewTransport(AsyncRetryTransport):
-    """The retry transport of a ``with_options`` view: its own policy over the client's pool."""
-
-    def __init__(self, shared: AsyncRetryTransport, policy: RetryPolicy) -> None:
-        super().__init__(
-            shared._inner,
-            policy,
-            sleep=shared._sleep,
-            clock=shared._clock,
-            random=shared._random,
-            before_resend=shared._before_resend,
-            proxy=shared.proxy,
-        )
-
-    async def aclose(self) -> None:
-        """Leave the connection pool open: it is the client's, closed with the client."""
-
-
 class AsyncClient(ClientBase):
     """An asyncio NSDK API client with a session: login, me, logout, automatic refresh.
 
@@ -188,7 +170,7 @@ class AsyncClient(ClientBase):
 
     def _view_api(self, config: ClientConfig) -> ApiClient:
         # A with_options view: as Client._view_api, with the async httpx client.
-        views = self._transports.map(lambda shared: _ViewTransport(shared, config.retry))
+        views = self._transports.map(lambda shared: shared.with_policy(config.retry))
         api = attrs.evolve(self._api, timeout=config.timeout)
         api.set_httpx_client(self._api.get_httpx_client())  # the other flavour's, as the client's
         return api.set_async_httpx_client(

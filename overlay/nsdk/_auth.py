@@ -29,6 +29,7 @@ from nsdk_api._operations import operation_for
 from ._errors import ConfigurationError, NsdkError, TokenStoreError
 from ._refresh import (
     ReadStore,
+    SendRefresh,
     StoreClock,
     StoreStep,
     WriteStore,
@@ -154,6 +155,17 @@ def _skipped(error: TokenStoreError) -> None:
     )
 
 
+def _store_call(
+    step: ReadStore | WriteStore | StoreClock, store: TokenStore, lease: object | None
+) -> Callable[[], object]:
+    # The store call a step asks for, ready to run here (sync) or in a worker thread (async).
+    if isinstance(step, ReadStore):
+        return lambda: store_read(store)
+    if isinstance(step, WriteStore):
+        return lambda: _store_write(store, step, lease)
+    return lambda: store_now(store)
+
+
 def run_steps(
     steps: Steps,
     store: TokenStore,
@@ -166,19 +178,15 @@ def run_steps(
     while (step := _advance(steps, value, error)) is not None:
         value, error = None, None
         try:
-            if isinstance(step, ReadStore):
-                value = store_read(store)
-            elif isinstance(step, WriteStore):
-                value = _store_write(store, step, lease)
-            elif isinstance(step, StoreClock):
-                value = store_now(store)
-            else:
-                assert send is not None, "a refresh step outside refresh_steps"
-                mark = _OWN_REFRESH.set(True)
-                try:
-                    value = send(step.refresh_token)
-                finally:
-                    _OWN_REFRESH.reset(mark)
+            if not isinstance(step, SendRefresh):
+                value = _store_call(step, store, lease)()
+                continue
+            assert send is not None, "a refresh step outside refresh_steps"
+            mark = _OWN_REFRESH.set(True)
+            try:
+                value = send(step.refresh_token)
+            finally:
+                _OWN_REFRESH.reset(mark)
         except NsdkError as exc:
             error = exc
 
@@ -197,19 +205,15 @@ async def arun_steps(
     while (step := _advance(steps, value, error)) is not None:
         value, error = None, None
         try:
-            if isinstance(step, ReadStore):
-                value = await asyncio.to_thread(store_read, store)
-            elif isinstance(step, WriteStore):
-                value = await asyncio.to_thread(_store_write, store, step, lease)
-            elif isinstance(step, StoreClock):
-                value = await asyncio.to_thread(store_now, store)
-            else:
-                assert send is not None, "a refresh step outside refresh_steps"
-                mark = _OWN_REFRESH.set(True)
-                try:
-                    value = await send(step.refresh_token)
-                finally:
-                    _OWN_REFRESH.reset(mark)
+            if not isinstance(step, SendRefresh):
+                value = await asyncio.to_thread(_store_call(step, store, lease))
+                continue
+            assert send is not None, "a refresh step outside refresh_steps"
+            mark = _OWN_REFRESH.set(True)
+            try:
+                value = await send(step.refresh_token)
+            finally:
+                _OWN_REFRESH.reset(mark)
         except NsdkError as exc:
             error = exc
 

@@ -35,24 +35,6 @@ from ._tokens import Tokens
 from ._transport import RetryTransport, Transports, build_transports
 
 
-class _ViewTransport(RetryTransport):
-    """The retry transport of a ``with_options`` view: its own policy over the client's pool."""
-
-    def __init__(self, shared: RetryTransport, policy: RetryPolicy) -> None:
-        super().__init__(
-            shared._inner,
-            policy,
-            sleep=shared._sleep,
-            clock=shared._clock,
-            random=shared._random,
-            before_resend=shared._before_resend,
-            proxy=shared.proxy,
-        )
-
-    def close(self) -> None:
-        """Leave the connection pool open: it is the client's, closed with the client."""
-
-
 class Client(ClientBase):
     """A synchronous NSDK API client with a session: login, me, logout, automatic refresh.
 
@@ -186,7 +168,7 @@ class Client(ClientBase):
         # A with_options view: retry transports with the view's policy over the same pools (the
         # direct one and each proxy's, mounted alike), the same auth flow (one session, one
         # single-flight refresh).
-        views = self._transports.map(lambda shared: _ViewTransport(shared, config.retry))
+        views = self._transports.map(lambda shared: shared.with_policy(config.retry))
         api = attrs.evolve(self._api, timeout=config.timeout)
         api.set_async_httpx_client(self._api.get_async_httpx_client())  # the other flavour's
         return api.set_httpx_client(

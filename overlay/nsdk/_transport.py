@@ -15,10 +15,11 @@ retried and signed exactly as a direct one.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Generic, TypeVar, cast
+from typing import Generic, Self, TypeVar, cast
 
 import attrs
 import httpx
@@ -175,6 +176,17 @@ class _Shell:
         self._random = random
         self._before_resend = before_resend  # e.g. put the current bearer token on the request
         self._proxy = proxy if proxy is None else display_url(proxy)  # never its credentials
+        self._borrowed = False  # a with_policy view: the connections are another shell's
+
+    def with_policy(self, policy: RetryPolicy) -> Self:
+        """This shell with another retry policy over the same connections (``with_options``).
+
+        Closing the view leaves the connections open: they close with the shell they came from.
+        """
+        view = copy.copy(self)
+        view._policy = policy
+        view._borrowed = True
+        return view
 
     @property
     def proxy(self) -> str | None:
@@ -199,6 +211,7 @@ def _check_sleep(sleep: object, like: str) -> None:
 
 
 def _got(value: object) -> str:
+    # Plain numbers as they are, anything else by type (a transport or sleep is never echoed).
     simple = value is None or isinstance(value, bool | int | float)
     return repr(value) if simple else type(value).__name__
 
@@ -253,8 +266,9 @@ class RetryTransport(_Shell, httpx.BaseTransport):
             self._resending(attempts)
 
     def close(self) -> None:
-        """Close the wrapped transport."""
-        self._inner.close()
+        """Close the wrapped transport (unless it is borrowed: see ``with_policy``)."""
+        if not self._borrowed:
+            self._inner.close()
 
 
 class AsyncRetryTransport(_Shell, httpx.AsyncBaseTransport):
@@ -274,7 +288,8 @@ class AsyncRetryTransport(_Shell, httpx.AsyncBaseTransport):
         if not isinstance(inner, httpx.AsyncBaseTransport):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise ConfigurationError(
                 "transport must be an httpx.AsyncBaseTransport for AsyncClient (e.g. "
-                f"httpx.AsyncHTTPTransport or httpx.MockTransport), or None, got {_got(inner)}"
+                "httpx.AsyncHTTPTransport or httpx.MockTransport), or None, "
+                f"got {_got(inner)}"
             )
         if sleep is time.sleep:  # type: ignore[comparison-overlap]
             raise ConfigurationError(
@@ -316,8 +331,9 @@ class AsyncRetryTransport(_Shell, httpx.AsyncBaseTransport):
             self._resending(attempts)
 
     async def aclose(self) -> None:
-        """Close the wrapped transport."""
-        await self._inner.aclose()
+        """Close the wrapped transport (unless it is borrowed: see ``with_policy``)."""
+        if not self._borrowed:
+            await self._inner.aclose()
 
 
 _Inner = TypeVar("_Inner")  # an httpx transport, sync or async

@@ -4,7 +4,8 @@ Steps, all into a fresh temporary directory so nothing stale or cached survives:
 
 1. check the spec's nsdk conventions (``_spec.py``);
 2. run the pinned openapi-python-client with ``templates/`` and ``--meta none``;
-3. render our own Jinja pass over the spec: ``_operations.py`` (per-operation facts);
+3. render our own Jinja pass over the spec: ``_operations.py`` (per-operation facts) and
+   ``_commands.py`` (the ``nsdk api`` commands: the generator's ``_commands.py``);
 4. add ``py.typed`` and format with the pinned ruff (``--no-cache``: no ``.ruff_cache`` left);
 5. replace ``generated/nsdk_api`` with the result, or (``--check``) diff against it.
 
@@ -24,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import _docs, _spec
+from . import _commands, _docs, _spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi.yaml"
@@ -52,6 +53,10 @@ def render_own(spec: dict[str, Any], ops: list[_spec.OperationFacts], out: Path)
         operations=ops, request_id_header=_spec.request_id_header(spec)
     )
     (out / "_operations.py").write_text(text, encoding="utf-8")
+    # The `nsdk api` command tree (nsdk.cli): the same operations, with their options.
+    env.filters["pyrepr"] = repr  # a Python literal for any string the spec holds
+    text = env.get_template("_commands.py.jinja").render(commands=_commands.commands(spec, ops))
+    (out / "_commands.py").write_text(text, encoding="utf-8")
 
 
 def generate_into(target: Path, spec_path: Path = SPEC, templates: Path = TEMPLATES) -> Path:

@@ -1,6 +1,6 @@
 """``nox -s bench``: what nsdk costs, side by side with what a user would pick instead.
 
-Eight figures, each a median over repeated runs with min and max, compared as ratios measured in
+Nine figures, each a median over repeated runs with min and max, compared as ratios measured in
 the same run (absolute times on a shared machine mean little; a ratio taken side by side holds):
 
 1. per-call overhead of ``me()``: nsdk vs raw httpx vs the generated layer (in-process, loopback);
@@ -13,7 +13,9 @@ the same run (absolute times on a shared machine mean little; a ratio taken side
    ``FileTokenStore``, and per-call overhead with a ``FileTokenStore`` vs the memory store;
 8. a fleet on Redis: refresh requests per expiry for 4 processes x 16 threads on one
    ``RedisTokenStore`` key, the refresh critical section's latency and per-call overhead with a
-   ``RedisTokenStore`` vs the memory store (starts its own ``redis-server``; skipped without one).
+   ``RedisTokenStore`` vs the memory store (starts its own ``redis-server``; skipped without one);
+9. command-line start-up: wall time of ``nsdk --help`` and ``nsdk status`` (signed in, signed
+   out) vs ``python -c "import httpx"``.
 
 Prints a table (figure, nsdk, baseline, ratio, target, met?) and writes the whole run as JSON to
 ``bench/results/<UTC timestamp>.json``. A missed target is printed as MISS, never an exit failure:
@@ -47,6 +49,7 @@ FIGURES = (
     "memory",
     "sharing",
     "redis_fleet",
+    "cli_start",
 )
 
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import stat
 import tempfile
@@ -78,12 +79,12 @@ class FileTokenStore:
         if not lock_timeout > 0:
             raise ConfigurationError(f"lock_timeout must be positive, got {lock_timeout!r}")
         self.cipher = None if cipher is None else checked_cipher(cipher)
-        try:
-            from filelock import FileLock
-        except ImportError:  # pragma: no cover - the extra is installed in the tests
+        # Checked here, imported at the first lock: reads take none, so a process that only
+        # reads the session (``nsdk status``) never pays for importing filelock.
+        if importlib.util.find_spec("filelock") is None:  # pragma: no cover - extra installed
             raise ConfigurationError(
                 "FileTokenStore needs the 'file' extra: pip install 'nsdk[file]'"
-            ) from None
+            )
         if os.name != "posix":  # pragma: no cover - the suite runs on Linux
             raise ConfigurationError("FileTokenStore needs a POSIX system (flock, file modes)")
         self.path = Path(path).absolute()
@@ -93,8 +94,7 @@ class FileTokenStore:
         # Thread locks first: a FileLock is reentrant for every thread of its process.
         self._section_threads = threading.Lock()
         self._write_threads = threading.Lock()
-        self._section = FileLock(f"{self.path}.lock", mode=0o600, thread_local=False)
-        self._write = FileLock(f"{self.path}.write.lock", mode=0o600, thread_local=False)
+        self._file_locks: dict[str, Any] = {}  # suffix -> filelock.FileLock, made at first use
 
     def __repr__(self) -> str:
         if self.cipher is None:
@@ -161,7 +161,7 @@ class FileTokenStore:
         self, expected: int, new: StoredSession, lease: object | None = None
     ) -> bool:
         """Replace the file with ``new`` if its generation is ``expected`` (atomic)."""
-        with self._locked(self._write_threads, self._write, "write to"):
+        with self._locked(self._write_threads, ".write.lock", "write to"):
             if self.read().generation != expected:
                 return False
             self._replace(self._encode(new))
@@ -169,7 +169,7 @@ class FileTokenStore:
 
     def refresh_lock(self) -> AbstractContextManager[object]:
         """The refresh critical section: one holder across every process of this host."""
-        return self._locked(self._section_threads, self._section, "refresh the session in")
+        return self._locked(self._section_threads, ".lock", "refresh the session in")
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -179,13 +179,17 @@ class FileTokenStore:
         return seal_session(session, self.cipher, self._context, self._where)
 
     @contextlib.contextmanager
-    def _locked(self, threads: threading.Lock, lock: Any, doing: str) -> Generator[None]:
-        from filelock import Timeout
+    def _locked(self, threads: threading.Lock, suffix: str, doing: str) -> Generator[None]:
+        from filelock import FileLock, Timeout
 
         start = time.monotonic()
         if not threads.acquire(timeout=self.lock_timeout):
             raise self._busy(doing)
         try:
+            lock = self._file_locks.get(suffix)
+            if lock is None:  # under `threads`: one FileLock per file, whichever thread is first
+                lock = FileLock(f"{self.path}{suffix}", mode=0o600, thread_local=False)
+                self._file_locks[suffix] = lock
             self._ensure_directory()
             remaining = max(0.0, self.lock_timeout - (time.monotonic() - start))
             try:

@@ -5,4 +5,12 @@
 
 from .client import Client
 
-__all__ = ("Client",)
+API_VERSION = "1.0.0"
+"""The version of the API this package was generated from: openapi.yaml's ``info.version``.
+
+``nsdk`` names it in every request's ``User-Agent``; ``nsdk.__version__`` is the package's own.
+"""
+
+__api_version__ = API_VERSION  # the same, under the name tools look for
+
+__all__ = ("API_VERSION", "Client")

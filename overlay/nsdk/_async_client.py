@@ -61,7 +61,9 @@ class AsyncClient(ClientBase):
             again within it; at 0 such a session fails closed with ``SessionExpiredError``.
         allow_insecure_http: Allow ``http://`` to non-loopback hosts.
         follow_redirects: Follow redirects (off by default).
-        headers: Extra headers for every request (not ``Authorization``).
+        headers: Extra headers for every request (not ``Authorization``). A ``User-Agent``
+            here replaces nsdk's, which names nsdk's version, the API version, Python's and
+            httpx's: ``nsdk/0.1.0 (nsdk-api 1.0.0; python 3.11.7; httpx 0.28.1)``.
         transport: The httpx transport to send through (default: httpx's connection pool,
             built from the network settings below, which it excludes).
         proxy: The proxy for every request (``http://user:password@host:port``; credentials

@@ -15,11 +15,14 @@ import math
 import os
 import random as _random
 import ssl
+import sys
 import time
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import TypedDict, cast
 
 import httpx
+from nsdk_api import API_VERSION
 from nsdk_api import Client as ApiClient
 from nsdk_api.errors import ApiResponseError
 from nsdk_api.models import LoginResponse, Me
@@ -51,6 +54,25 @@ Examples:
 """
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+@cache
+def default_user_agent() -> str:
+    """The ``User-Agent`` every request carries unless ``headers`` sets one.
+
+    It names nsdk's version, the API version the generated layer was built from (openapi.yaml's
+    ``info.version``), Python's and httpx's, e.g.
+    ``nsdk/0.1.0 (nsdk-api 1.0.0; python 3.11.7; httpx 0.28.1)``. Computed at the first client's
+    construction, then cached: reading the package metadata is not paid by ``import nsdk``.
+    """
+    import nsdk  # complete by the time a client is built
+
+    try:
+        version = nsdk.__version__
+    except AttributeError:  # a source tree that is not installed: no package metadata
+        version = "unknown"
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    return f"nsdk/{version} (nsdk-api {API_VERSION}; python {python}; httpx {httpx.__version__})"
 
 
 def _is_loopback(host: str) -> bool:
@@ -265,6 +287,8 @@ class ClientConfig:
         self.headers = dict(headers or {})
         if any(k.lower() == "authorization" for k in self.headers):
             raise ConfigurationError("do not set Authorization in headers: nsdk manages the token")
+        if not any(k.lower() == "user-agent" for k in self.headers):  # the caller's one wins
+            self.headers = {"User-Agent": default_user_agent(), **self.headers}
         self.store: TokenStore = (
             MemoryTokenStore() if token_store is None else as_token_store(token_store)
         )
@@ -351,5 +375,6 @@ __all__ = [
     "HttpxOptions",
     "check_arguments",
     "check_scope",
+    "default_user_agent",
     "resolve_base_url",
 ]

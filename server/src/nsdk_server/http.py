@@ -1,9 +1,10 @@
 """Cross-cutting HTTP behaviour: request ids, error bodies, the global rate limit, the 500 path.
 
-`RequestContext` is the outermost ASGI layer. For every request it mints an id (`req_` + 24 hex
-digits), puts it in `scope["nsdk.request_id"]` and in the `X-Request-ID` header of whatever answer
-goes out, names the API operation in `scope["nsdk.op"]` for the layers inside, counts it, applies
-the global rate limit, and turns any exception into a logged 500 `{detail, request_id}`.
+`RequestContext` is the outermost ASGI layer but CORS (with `--cors-origin`). For every request
+it mints an id (`req_` + 24 hex digits), puts it in `scope["nsdk.request_id"]` and in the
+`X-Request-ID` header of whatever answer goes out, names the API operation in `scope["nsdk.op"]`
+for the layers inside, counts it (with its `User-Agent`, also logged at DEBUG), applies the global
+rate limit, and turns any exception into a logged 500 `{detail, request_id}`.
 """
 
 from __future__ import annotations
@@ -95,7 +96,12 @@ class RequestContext:
             await send(message)
 
         if op is not None:
-            self.stats.request(op)
+            agent = next((v for k, v in scope["headers"] if k == b"user-agent"), None)
+            user_agent = None if agent is None else agent.decode("latin-1")
+            self.stats.request(op, user_agent)
+            logger.debug(
+                "%s %s [%s] User-Agent: %s", scope["method"], scope["path"], request_id, user_agent
+            )
         if self.global_limit is not None and not scope["path"].startswith("/_nsdk"):
             wait = self.global_limit.hit(client_host(scope))
             if wait is not None:

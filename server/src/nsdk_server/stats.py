@@ -3,7 +3,8 @@
 Besides plain counters, `Stats` counts how often each refresh token was presented (by its SHA-256,
 in memory, until `reset`), so a test can prove a client never sends the same refresh token twice:
 `refresh_presented_max <= 1`, or at least `refresh_represented_outside_reuse == 0` when the server
-runs with a reuse interval.
+runs with a reuse interval. It also counts the `User-Agent` each API request came with
+(`user_agents`), so a test can see at the server which client, in which version, sent what.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Stats:
         self._requests: dict[str, int] = {}
         self._counters: dict[str, int] = {}
         self._presented: dict[str, int] = {}
+        self._user_agents: dict[str, int] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -51,11 +53,14 @@ class Stats:
             self._requests = dict.fromkeys(OPERATIONS, 0)
             self._counters = dict.fromkeys(_COUNTERS, 0)
             self._presented = {}
+            self._user_agents = {}
 
-    def request(self, op: str) -> None:
-        """Count one received request for an operation."""
+    def request(self, op: str, user_agent: str | None = None) -> None:
+        """Count one received request for an operation, and the `User-Agent` it came with."""
         with self._lock:
             self._requests[op] = self._requests.get(op, 0) + 1
+            agent = "" if user_agent is None else user_agent  # "": the request had none
+            self._user_agents[agent] = self._user_agents.get(agent, 0) + 1
             if op == "refresh":
                 self._counters["refresh_requests"] += 1
 
@@ -87,6 +92,10 @@ class Stats:
                 counters["refresh_represented_outside_reuse"] += 1
 
     def snapshot(self) -> dict[str, Any]:
-        """Return `{"requests": {op: n}, <counter>: n, ...}`."""
+        """Return `{"requests": {op: n}, "user_agents": {agent: n}, <counter>: n, ...}`."""
         with self._lock:
-            return {"requests": dict(self._requests), **self._counters}
+            return {
+                "requests": dict(self._requests),
+                "user_agents": dict(self._user_agents),
+                **self._counters,
+            }

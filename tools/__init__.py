@@ -1,0 +1,1 @@
+"""Developer tools of the nsdk project (not shipped in the wheel)."""

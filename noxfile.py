@@ -7,6 +7,7 @@ source tree.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nox
@@ -17,7 +18,7 @@ PYTHON = "3.11"
 
 nox.options.error_on_external_run = True
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["check_generated", "lint", "typing", "tests"]
+nox.options.sessions = ["check_generated", "lint", "typing", "api_diff", "tests"]
 
 
 def _group(name: str) -> list[str]:
@@ -69,12 +70,41 @@ def typing(session: nox.Session) -> None:
     session.run("pyright", "--pythonpath", python)
 
 
+def _api_diff_node_modules(session: nox.Session) -> None:
+    """Install tools/api_diff's OpenAPI differ (api-smart-diff) from its npm lockfile, once."""
+    tool = ROOT / "tools" / "api_diff"
+
+    def versions(lockfile: Path) -> dict[str, str]:
+        packages = json.loads(lockfile.read_text(encoding="utf-8"))["packages"]
+        return {name: p["version"] for name, p in packages.items() if name}
+
+    installed = tool / "node_modules" / ".package-lock.json"  # npm's record of what it installed
+    if installed.exists() and versions(installed) == versions(tool / "package-lock.json"):
+        return
+    npm = ["npm", "ci", "--prefix", str(tool), "--ignore-scripts", "--no-audit", "--no-fund"]
+    session.run(*npm, external=True, silent=True)
+
+
+@nox.session(python=PYTHON)
+def api_diff(session: nox.Session) -> None:
+    """What a change does to users: spec and Python API against the last release; see CHANGELOG.md.
+
+    Compares openapi.yaml and the public API of nsdk and nsdk_api at a base revision (``-- --base
+    REF``; default: the latest tag v*, else the merge base with main, else HEAD) with the working
+    tree; fails when a breaking change lacks its version bump or changelog entry.
+    """
+    session.install(*_group("api_diff"))
+    _api_diff_node_modules(session)
+    session.run("python", "-m", "tools.api_diff", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The test suite against the installed wheel and the reference server over loopback."""
     session.install(*_group("test"))
     session.install("./server")
     _install_wheel(session)
+    _api_diff_node_modules(session)  # tests/api_diff runs tools/api_diff
     # --import-mode=importlib keeps the repo root off sys.path; nsdk and nsdk_api come from the
     # wheel (their sources live under overlay/ and generated/, not importable from the root).
     session.run(
@@ -87,6 +117,22 @@ def tests(session: nox.Session) -> None:
         *session.posargs,
         env={"NSDK_REPO_ROOT": str(ROOT)},
     )
+
+
+@nox.session(python=PYTHON)
+def mutation(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the decision cores and the store code; not in the default run.
+
+    Prints the score per module and every surviving mutant (file, line, change); see
+    mutation/run.py. Arguments go to it: ``nox -s mutation -- _transport --fast-only``.
+    No nsdk wheel here: the tests must import mutmut's mutated copy of the sources.
+    """
+    session.install(*_group("mutation"))
+    session.install("./server")
+    session.install(*PYPROJECT["project"]["dependencies"])
+    for extra in PYPROJECT["project"].get("optional-dependencies", {}).values():
+        session.install(*extra)
+    session.run("python", "mutation/run.py", *session.posargs, env={"NSDK_REPO_ROOT": str(ROOT)})
 
 
 @nox.session(python=PYTHON)
@@ -109,6 +155,50 @@ def docs(session: nox.Session) -> None:
     session.install(*_group("docs"))
     _install_wheel(session)
     session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session(python=PYTHON)
+def explore(session: nox.Session) -> None:
+    """Try the API from the docs: build the site, start the reference server, serve the site.
+
+    The reference server listens on http://127.0.0.1:8000 and lets pages from the site's origins
+    (http://127.0.0.1:8001 and http://localhost:8001, exactly: ``--cors-origin``) call it; the
+    site is served on http://127.0.0.1:8001. Open /api-explorer/ there: login, Authorize, me.
+    Ctrl-C stops both. Other ports: ``nox -s explore -- --api-port 9000 --site-port 9001``.
+    """
+    import argparse
+    import subprocess
+
+    parser = argparse.ArgumentParser(prog="nox -s explore --")
+    parser.add_argument("--api-port", type=int, default=8000, help="the reference server's port")
+    parser.add_argument("--site-port", type=int, default=8001, help="the docs site's port")
+    args = parser.parse_args(session.posargs)
+    session.install(*_group("docs"))
+    session.install("./server")
+    _install_wheel(session)
+    site = Path(session.create_tmp()) / "site"
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", str(site), env={"NO_MKDOCS_2_WARNING": "1"}
+    )
+    origins = [f"http://127.0.0.1:{args.site_port}", f"http://localhost:{args.site_port}"]
+    python = Path(session.virtualenv.location) / "bin" / "python"
+    command = [str(python), "-m", "nsdk_server", "--port", str(args.api_port), "--access-log"]
+    command += [arg for origin in origins for arg in ("--cors-origin", origin)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # logs: stderr
+    try:
+        assert server.stdout is not None
+        api = server.stdout.readline().strip()  # the URL, once it listens; "" if it failed
+        if not api:
+            session.error(f"the reference server did not start (exit {server.wait()})")
+        session.log(f"reference server: {api} (demo user: user@example.com / demo-password)")
+        session.log(f"API Explorer: {origins[0]}/api-explorer/  (Ctrl-C stops both)")
+        session.run(
+            "python", "-m", "http.server", str(args.site_port),
+            "--bind", "127.0.0.1", "--directory", str(site),
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 @nox.session(python=PYTHON)

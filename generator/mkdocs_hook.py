@@ -1,13 +1,23 @@
-"""mkdocs hook: render the HTTP reference from openapi.yaml into the site at every build.
+"""mkdocs hook: the HTTP reference and the API Explorer's spec, from openapi.yaml at each build.
 
-Declared in mkdocs.yml (``hooks:``). The page ``reference/http.md`` exists only in the build,
-rendered by ``generator._docs`` through ``generator/templates/http_reference.md.jinja``: it is
-never committed, so it cannot drift from the spec. ``mkdocs serve`` re-renders it when
-openapi.yaml or the template changes.
+Declared in mkdocs.yml (``hooks:``). Both exist only in the build, never committed, so neither can
+drift from the spec:
+
+- ``reference/http.md``, rendered by ``generator._docs`` through
+  ``generator/templates/http_reference.md.jinja``;
+- ``api-explorer/openapi.json``, the spec as JSON for the API Explorer page
+  (``docs/api-explorer.md``, Swagger UI from mkdocs-swagger-ui-tag), with one server added in
+  front of the spec's own: the reference server on this machine (``http://{host}:{port}``,
+  ``127.0.0.1:8000`` by default, both editable in the explorer), which ``nox -s explore`` starts.
+
+The spec is the ``openapi.yaml`` next to the mkdocs.yml being built. ``mkdocs serve`` re-renders
+both when openapi.yaml or the template changes.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import sys
 from pathlib import Path
@@ -22,24 +32,76 @@ if str(ROOT) not in sys.path:
 
 from generator import _docs, _spec  # noqa: E402 - needs the sys.path entry above
 
-SPEC = ROOT / "openapi.yaml"
+SPEC_NAME = "openapi.yaml"
 PAGE = "reference/http.md"
+EXPLORER_SPEC = "api-explorer/openapi.json"
+# The first server of the explorer's spec, so "Try it out" goes to a local reference server by
+# default (`nox -s explore`: the server on 127.0.0.1:8000, the site on 127.0.0.1:8001).
+LOCAL_SERVER: dict[str, Any] = {
+    "url": "http://{host}:{port}",
+    "description": "Reference server on this machine (nox -s explore)",
+    "variables": {
+        "host": {"default": "127.0.0.1", "enum": ["127.0.0.1", "localhost"]},
+        "port": {"default": "8000"},
+    },
+}
 log = logging.getLogger("mkdocs.hooks.nsdk")
 
 
+def spec_path(config: Any) -> Path:
+    """The openapi.yaml next to the mkdocs.yml being built."""
+    return Path(config.config_file_path).resolve().parent / SPEC_NAME
+
+
+def explorer_spec(spec: dict[str, Any]) -> str:
+    """The spec as the API Explorer loads it: JSON, with the local reference server first."""
+    data = copy.deepcopy(spec)
+    data["servers"] = [LOCAL_SERVER, *data.get("servers", [])]
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
 def on_files(files: Files, config: Any) -> Files:
-    """Add the rendered HTTP reference to the site's files (replacing any file on disk)."""
-    existing = files.get_file_from_path(PAGE)
-    if existing is not None:
-        log.info("%s is generated from openapi.yaml; ignoring the file on disk", PAGE)
-        files.remove(existing)
-    content = _docs.render_http_reference(_spec.load(SPEC))
-    files.append(File.generated(config, PAGE, content=content))
+    """Add the rendered HTTP reference and the explorer's spec (replacing any file on disk)."""
+    spec = _spec.load(spec_path(config))
+    for path, content in (
+        (PAGE, _docs.render_http_reference(spec)),
+        (EXPLORER_SPEC, explorer_spec(spec)),
+    ):
+        existing = files.get_file_from_path(path)
+        if existing is not None:
+            log.info("%s is generated from openapi.yaml; ignoring the file on disk", path)
+            files.remove(existing)
+        files.append(File.generated(config, path, content=content))
     return files
+
+
+# mkdocs-swagger-ui-tag defines the function its iframe calls on every resize in a script that
+# runs only once Material's bundle has loaded; when Swagger UI renders first (a fast load), the
+# iframe's call fails ("parent.update_swagger_ui_iframe_height is not a function", a console
+# error, the frame left short). The same function, defined in <head> before the iframe exists,
+# closes that window; the plugin's later definition replaces it with the same behaviour.
+EARLY_RESIZE_SCRIPT = """<script>
+window.update_swagger_ui_iframe_height = function (id) {
+  var frame = document.getElementById(id);
+  if (frame && frame.contentWindow && frame.contentWindow.document.body) {
+    var height = frame.contentWindow.document.body.scrollHeight + 80 + "px";
+    frame.height = height;
+    frame.style.height = height;
+  }
+};
+</script>
+"""
+
+
+def on_post_page(output: str, page: Any, config: Any) -> str:
+    """On the API Explorer page, define the iframe's resize callback before the iframe loads."""
+    if 'class="swagger-ui-iframe"' in output and "</head>" in output:
+        output = output.replace("</head>", EARLY_RESIZE_SCRIPT + "</head>", 1)
+    return output
 
 
 def on_serve(server: Any, config: Any, builder: Any) -> Any:
     """Rebuild when the spec or the template changes (``mkdocs serve``)."""
-    server.watch(str(SPEC))
+    server.watch(str(spec_path(config)))
     server.watch(str(_docs.OWN_TEMPLATES / _docs.TEMPLATE))
     return server

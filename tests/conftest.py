@@ -38,4 +38,5 @@ def generator_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 # tests/ itself (helpers such as the secret-scan plugin) is importable; the source tree is not.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-pytest_plugins = ["_secret_scan"]
+# _docs_site: the documentation site, built once per session (tests/docs, tests/browser).
+pytest_plugins = ["_secret_scan", "_docs_site"]

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import html
-import os
+import json
 import re
-import subprocess
-import sys
-import time
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import nsdk
 import pytest
 import yaml
+from _docs_site import BuiltSite
 from nsdk_api._operations import OPERATIONS
 
 pytest.importorskip("mkdocs", reason="the docs dependency group (mkdocs) is not installed")
@@ -23,23 +23,14 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
 @pytest.fixture(scope="module")
-def site(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build the site once, as `nox -s docs` does, into a temporary directory."""
-    out = tmp_path_factory.mktemp("site")
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-        cwd=repo_root,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    elapsed = time.monotonic() - started
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert elapsed < BUILD_BUDGET, f"the docs build took {elapsed:.1f}s"
-    return out
+def site(built_site: BuiltSite) -> Path:
+    """The site as `nox -s docs` builds it (built once per session, shared with tests/browser)."""
+    return built_site.path
+
+
+def test_build_stays_within_budget(built_site: BuiltSite) -> None:
+    """The strict build is cheap enough to run in every test run."""
+    assert built_site.seconds < BUILD_BUDGET, f"the docs build took {built_site.seconds:.1f}s"
 
 
 def page(site: Path, name: str) -> str:
@@ -72,6 +63,7 @@ def test_strict_build_produces_every_page(site: Path) -> None:
         "errors-and-retries",
         "configuration",
         "regenerating",
+        "api-explorer",
         "reference/nsdk",
         "reference/nsdk_api",
         "reference/http",
@@ -142,3 +134,92 @@ def test_diagrams_are_mermaid_blocks(site: Path) -> None:
     auth = page(site, "auth-flow")
     assert auth.count('class="mermaid"') >= 3
     assert auth.count("sequenceDiagram") >= 3
+
+
+class _Loads(HTMLParser):
+    """Collects what an HTML page makes the browser load: scripts, styles, images, frames..."""
+
+    LOADING = frozenset(
+        {
+            ("script", "src"),
+            ("img", "src"),
+            ("iframe", "src"),
+            ("source", "src"),
+            ("video", "src"),
+            ("audio", "src"),
+            ("embed", "src"),
+            ("object", "data"),
+            ("img", "srcset"),
+        }
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        for name, value in values.items():
+            if value and (tag, name) in self.LOADING:
+                self.urls.append(value)
+        rel = (values.get("rel") or "").lower().split()
+        if tag == "link" and values.get("href") and not {"canonical", "alternate"} & set(rel):
+            self.urls.append(values["href"] or "")
+
+
+def is_foreign(url: str) -> bool:
+    """A URL the browser would fetch from another host (absolute or protocol-relative)."""
+    parts = urlsplit(url.strip())
+    return bool(parts.netloc) or parts.scheme not in ("", "data", "blob")
+
+
+def test_nothing_is_loaded_from_another_host(site: Path) -> None:
+    """No page, iframe document or stylesheet of the build loads anything from another host."""
+    foreign: dict[str, list[str]] = {}
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) >= 12
+    for page_path in pages:
+        parser = _Loads()
+        parser.feed(page_path.read_text(encoding="utf-8"))
+        assert parser.urls, page_path  # every page loads its scripts and styles: seen here
+        bad = [url for url in parser.urls if is_foreign(url)]
+        if bad:
+            foreign[str(page_path.relative_to(site))] = bad
+    for css in sorted(site.rglob("*.css")):
+        text = css.read_text(encoding="utf-8")
+        bad = re.findall(r"(?:@import\s+|url\(\s*)[\"']?((?:https?:)?//[^\"')\s]+)", text)
+        if bad:
+            foreign[str(css.relative_to(site))] = bad
+    assert not foreign, json.dumps(foreign, indent=2)
+
+
+def test_vendored_mermaid_is_the_major_version_material_expects(site: Path) -> None:
+    """The site's own mermaid is loaded, and is the major version Material would fetch itself."""
+    bundle = next(site.glob("assets/javascripts/bundle.*.min.js")).read_text(encoding="utf-8")
+    wanted = re.findall(r"mermaid@(\d+)/dist/mermaid\.min\.js", bundle)
+    assert wanted, "Material no longer names the mermaid it loads: check how it finds mermaid"
+    vendored = (site / "assets/vendor/mermaid/mermaid.min.js").read_text(encoding="utf-8")
+    version = re.search(r'\{version:"(\d+)\.(\d+)\.(\d+)"\}', vendored)  # mermaid's own
+    assert version is not None
+    assert version.group(1) == wanted[0], f"Material expects mermaid@{wanted[0]}"
+    assert 'src="../assets/vendor/mermaid/mermaid.min.js"' in page(site, "auth-flow")
+
+
+def test_explorer_page_loads_the_spec_from_the_build(site: Path, repo_root: Path) -> None:
+    """The API Explorer's iframe loads api-explorer/openapi.json: the spec, local server first."""
+    explorer = page(site, "api-explorer")
+    frames = re.findall(r'<iframe [^>]*class="swagger-ui-iframe"[^>]*>', explorer)
+    assert len(frames) == 1
+    src = re.search(r'src="(swagger-[0-9a-f]+\.html)"', frames[0])
+    assert src is not None
+    document = (site / "api-explorer" / src.group(1)).read_text(encoding="utf-8")
+    assert 'var url = "openapi.json";' in document
+    assert '"validatorUrl": "none"' in document  # no online validator badge
+    explorer_spec = json.loads((site / "api-explorer" / "openapi.json").read_text("utf-8"))
+    spec = yaml.safe_load((repo_root / "openapi.yaml").read_text(encoding="utf-8"))
+    assert explorer_spec["servers"][0]["url"] == "http://{host}:{port}"
+    assert explorer_spec["servers"][0]["variables"]["port"]["default"] == "8000"
+    assert explorer_spec["servers"][1:] == spec["servers"]
+    assert {k: v for k, v in explorer_spec.items() if k != "servers"} == {
+        k: v for k, v in json.loads(json.dumps(spec, default=str)).items() if k != "servers"
+    }

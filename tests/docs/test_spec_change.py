@@ -1,13 +1,15 @@
-"""A summary changed in openapi.yaml reaches the generated docstring and the HTTP reference."""
+"""A change to openapi.yaml reaches the generated docstrings, HTTP reference and explorer."""
 
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from _docs_site import SpecChangeSite
 
 Gen = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -81,3 +83,22 @@ def test_docs_and_check_do_not_combine(generator_cli: Gen) -> None:
     result = generator_cli("--docs", "--check")
     assert result.returncode == 2
     assert "do not combine" in result.stderr
+
+
+def test_added_operation_appears_in_the_explorer_after_a_rebuild(
+    repo_root: Path, spec_change_site: SpecChangeSite
+) -> None:
+    """A rebuild from a spec with one more operation puts it in the spec the explorer loads.
+
+    The repository's hook, theme, Swagger UI settings and explorer page, built around the changed
+    spec (tests/browser checks that Swagger UI then lists it).
+    """
+    site, (operation_id, method, path) = spec_change_site.site.path, spec_change_site.added
+    loaded = json.loads((site / "api-explorer" / "openapi.json").read_text(encoding="utf-8"))
+    assert loaded["paths"][path][method.lower()]["operationId"] == operation_id
+    original = yaml.safe_load((repo_root / "openapi.yaml").read_text(encoding="utf-8"))
+    assert set(loaded["paths"]) == set(original["paths"]) | {path}
+    # The explorer page's iframe is the one that loads it; the HTTP reference has it too.
+    frame = next((site / "api-explorer").glob("swagger-*.html")).read_text(encoding="utf-8")
+    assert 'var url = "openapi.json";' in frame
+    assert f"GET {path}" in (site / "reference" / "http" / "index.html").read_text("utf-8")

@@ -1,7 +1,8 @@
 """The Starlette application: the four operations of openapi.yaml and how the layers stack.
 
-Layers, outermost first: `RequestContext` (request id, global rate limit, 500 safety net),
-`FaultLayer` (only with faults enabled), Starlette routing, the endpoints below.
+Layers, outermost first: `CORSMiddleware` (only with `--cors-origin`), `RequestContext` (request
+id, global rate limit, 500 safety net), `FaultLayer` (only with faults enabled), Starlette routing,
+the endpoints below.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import NoReturn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -261,5 +263,15 @@ def create_app(config: ServerConfig, *, clock: Callable[[], float] = time.time) 
         lifespan=lifespan,
     )
     inner: ASGIApp = FaultLayer(router, book, registry, stats) if config.faults else router
-    asgi = RequestContext(inner, stats, global_limit)
+    asgi: ASGIApp = RequestContext(inner, stats, global_limit)
+    if config.cors_origins:
+        # Outermost, so preflights are answered before rate limits and faults, and every answer
+        # (errors too) carries the CORS headers a browser needs to show it to the page.
+        asgi = CORSMiddleware(
+            asgi,
+            allow_origins=config.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Request-ID", "Retry-After", "WWW-Authenticate"],
+        )
     return ServerApp(asgi, config, registry, stats, book, store)

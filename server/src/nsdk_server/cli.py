@@ -28,6 +28,7 @@ from .config import (
     ServerConfig,
     TlsConfig,
     load_users_file,
+    parse_cors_origin,
     parse_rate,
     parse_user,
 )
@@ -114,6 +115,14 @@ def parser() -> argparse.ArgumentParser:
         help="requests per client address on all API routes; 'off' disables",
     )
     p.add_argument("--scrypt-n", type=int, default=2**14, help="scrypt cost for password hashes")
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages from this exact origin (e.g. http://127.0.0.1:8001) call the API from a"
+        " browser (CORS; repeatable; no wildcard: localhost and 127.0.0.1 are different origins)",
+    )
     p.add_argument("--log-level", default="info", help="python logging level for stderr")
     p.add_argument("--access-log", action="store_true", help="log each request line to stderr")
     tls = p.add_argument_group("HTTPS")
@@ -230,6 +239,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         global_rate=parse_rate(args.global_rate),
         scrypt_n=args.scrypt_n,
         tls=build_tls(args),
+        cors_origins=tuple(dict.fromkeys(parse_cors_origin(text) for text in args.cors_origin)),
     )
 
 

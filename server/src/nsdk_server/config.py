@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = [
     "DEFAULT_USER",
@@ -19,6 +20,7 @@ __all__ = [
     "TlsConfig",
     "UserSeed",
     "load_users_file",
+    "parse_cors_origin",
     "parse_rate",
     "parse_user",
 ]
@@ -87,6 +89,44 @@ def parse_user(text: str, index: int) -> UserSeed:
     user_id = parts[2] if len(parts) > 2 and parts[2] else str(2000 + index)
     tenant_id = parts[3] if len(parts) > 3 and parts[3] else "2001"
     return UserSeed(email=parts[0], password=parts[1], user_id=user_id, tenant_id=tenant_id)
+
+
+def parse_cors_origin(text: str) -> str:
+    """Check one `--cors-origin`: an exact origin as a browser sends it, `scheme://host[:port]`.
+
+    A browser's `Origin` header is lower case, has no path and omits the scheme's default port,
+    and `http://localhost:8001` and `http://127.0.0.1:8001` are different origins. An origin
+    written any other way would never match, so it is refused rather than silently ignored.
+
+    Raises:
+        ValueError: for a wildcard, a path, a query, a default port spelled out or a non-HTTP(S)
+            scheme, with the spelling to use where there is one.
+    """
+    if "*" in text:
+        raise ValueError(
+            f"--cors-origin {text!r}: wildcards are not allowed; name each origin exactly,"
+            " e.g. http://127.0.0.1:8001"
+        )
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(
+            f"--cors-origin {text!r} must be an origin like http://127.0.0.1:8001"
+            " (scheme, host and port only)"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"--cors-origin {text!r} has an invalid port") from None
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}[parts.scheme]
+    canonical = f"{parts.scheme}://{host}" + ("" if port in {None, default} else f":{port}")
+    if text != canonical:
+        raise ValueError(
+            f"--cors-origin {text!r} is not how a browser spells that origin: use {canonical!r}"
+        )
+    return canonical
 
 
 def load_users_file(path: Path) -> list[UserSeed]:
@@ -161,6 +201,8 @@ class ServerConfig:
         max_body_bytes: request bodies larger than this are rejected with 400.
         tls: serve HTTPS with these settings, or None for plain HTTP. The app does not read it;
             the CLI and the in-thread runner apply it to uvicorn (see `nsdk_server.tls`).
+        cors_origins: the exact browser origins (`http://127.0.0.1:8001`) allowed to call the
+            API from their pages (CORS); empty: no CORS headers at all, the default.
     """
 
     secret: bytes = field(repr=False)
@@ -176,3 +218,4 @@ class ServerConfig:
     scrypt_n: int = 2**14
     max_body_bytes: int = 64 * 1024
     tls: TlsConfig | None = None
+    cors_origins: tuple[str, ...] = ()

@@ -11,7 +11,8 @@ thread of this process (faster to start, shares the GIL). Options are the CLI op
     login_account_rate="5/60" or (5, 60) or None (off), login_address_rate=..., global_rate=...,
     scrypt_n=4096, log_level="info", access_log=False,
     tls=True (HTTPS with a throwaway CA: `handle.ca_path`, `handle.ssl_context()`),
-    client_cert=True (mutual TLS, implies tls: `handle.client_cert_path`)
+    client_cert=True (mutual TLS, implies tls: `handle.client_cert_path`),
+    cors_origin=["http://127.0.0.1:8001"] (or one string: origins allowed to call from a browser)
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def server_args(**options: Any) -> list[str]:
         "client_cert",
         "tls_ca_out",
         "tls_client_cert_out",
+        "cors_origin",
     }
     unknown = set(options) - known
     if unknown:
@@ -97,7 +99,7 @@ def server_args(**options: Any) -> list[str]:
             ) as fh:
                 json.dump(list(value), fh)
             args += [flag, fh.name]
-        elif name == "user":
+        elif name in {"user", "cors_origin"}:
             for item in [value] if isinstance(value, str) else value:
                 args += [flag, item]
         elif value is not None:

@@ -1,15 +1,16 @@
-"""Figure 2: import time. ``import nsdk`` in a fresh interpreter vs ``import httpx`` (what nsdk
-builds on, and what a user would pick instead) and vs a client generated from the same
-``openapi.yaml`` by OpenAPI Generator's ``python`` generator (PyPI ``openapi-generator-cli``, run on
-the machine's Java).
+"""Figure 2: import time of a program that builds a client. ``import nsdk; nsdk.Client`` in a fresh
+interpreter vs ``import httpx`` (what nsdk builds on, and what a user would pick instead), and vs
+a client generated from the same ``openapi.yaml`` by OpenAPI Generator's ``python`` generator
+(PyPI ``openapi-generator-cli``, run on the machine's Java).
 
-``import nsdk`` loads the exception tree only; everything else is imported on first access. So the
-figure also shows what a program that builds a client pays: ``import nsdk; nsdk.Client`` (httpx,
-attrs, the generated layer and the sync client, not the async one) against ``import httpx``, once
-as installed here and once with httpx's optional command line blocked (``import httpx`` imports
-``httpx._main``, and with it click, rich and pygments, whenever they are installed, as they are in
-the bench environment; without them it takes about 60% of the time, and the ratio is what a
-library user without them sees).
+``import nsdk`` alone loads the exception tree only (everything else is imported on first
+access), so it is shown for information only: what a user pays is the import of the client, and
+that is what the targets judge: httpx, attrs, the generated layer and the sync client (not the
+async one, the stores or the ciphers it is not given). Both against ``import httpx`` as installed
+here and with httpx's optional command line blocked (``import httpx`` imports ``httpx._main``, and
+with it click, rich and pygments, whenever they are installed, as they are in the bench
+environment; without them it takes about 60% of the time, and the ratio is what a library user
+without them sees).
 
 Each sample is one fresh interpreter timing its own ``import`` statement (interpreter start-up is
 the same for all, so it is left out), with the bytecode caches already warm. Rounds run every
@@ -31,7 +32,7 @@ from typing import Any
 
 from common import ROOT, Row, Stat, ratios, rotate
 
-TARGET = 1.10  # import nsdk <= 1.1x import httpx
+TARGET = 1.10  # import nsdk; nsdk.Client <= 1.1x import httpx (each of the two)
 OAG_PACKAGE = "nsdk_oag"
 # Makes ``import click`` fail before the timer starts: httpx then skips its command line.
 NO_HTTPX_CLI = "import sys; sys.modules['click'] = None"
@@ -161,19 +162,19 @@ def run(quick: bool = False, context: dict[str, Any] | None = None, **_: Any) ->
         return out
 
     rows = [
-        row("httpx", "import httpx", TARGET),
-        row("httpx", "import httpx", None, ours="nsdk.Client"),
-        row("httpx, no cli", "import httpx", None, "nsdk.Client, no cli", ", no httpx cli"),
+        row("httpx", "import httpx", TARGET, ours="nsdk.Client"),
+        row("httpx, no cli", "import httpx", TARGET, "nsdk.Client, no cli", ", no httpx cli"),
+        row("httpx", "import httpx", None),  # the exception tree only: information
     ]
     if OAG_PACKAGE in modules:
-        rows.append(row(OAG_PACKAGE, "OpenAPI Generator client", None))
+        rows.append(row(OAG_PACKAGE, "OpenAPI Generator client", None, ours="nsdk.Client"))
     else:
         rows.append(
             Row(
-                figure="2 import time: import nsdk vs OpenAPI Generator client",
+                figure="2 import time: import nsdk; nsdk.Client vs OpenAPI Generator client",
                 met="not measured",
                 note=reason,
             )
         )
-    rows.append(row("nsdk_api", "its generated layer alone", None))
+    rows.append(row("nsdk_api", "its generated layer alone", None, ours="nsdk.Client"))
     return rows

@@ -4,7 +4,8 @@ Nine figures, each a median over repeated runs with min and max, compared as rat
 the same run (absolute times on a shared machine mean little; a ratio taken side by side holds):
 
 1. per-call overhead of ``me()``: nsdk vs raw httpx vs the generated layer (in-process, loopback);
-2. import time: ``import nsdk`` vs ``import httpx`` vs an OpenAPI Generator ``python`` client;
+2. import time: ``import nsdk; nsdk.Client`` vs ``import httpx`` vs an OpenAPI Generator ``python``
+   client (``import nsdk`` alone for information);
 3. refresh herds: 1,000 tasks and 64 threads holding an expired token;
 4. throughput against the reference server: async nsdk vs raw async httpx;
 5. generation: the generator step's time, and two runs byte-identical;

@@ -47,8 +47,9 @@ a password or a body (of a body, only the error's ``detail``: the server's expla
 
 from __future__ import annotations
 
+import copyreg
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
@@ -67,6 +68,22 @@ class NsdkError(Exception):
         ... except nsdk.NsdkError as exc:
         ...     log.error("the API call failed: %s", exc)
     """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle as the class, the message and the attributes (a worker's error reaches a parent).
+
+        ``BaseException`` pickles as ``cls(*args)`` and then the attributes, which cannot pass the
+        keyword-only arguments (``status_code``) some classes require. So the copy is built
+        without ``__init__`` (``cls.__new__(cls, *args)``, which sets ``args``; pickle's own
+        ``copyreg.__newobj__`` protocol) and gets the attributes back as they were, except the
+        response headers that carry credentials (``Set-Cookie``, ``Authorization``): a pickle is
+        written to queues and files, where a secret must not go.
+        """
+        state = dict(vars(self))
+        headers = state.get("headers")
+        if isinstance(headers, Mapping):
+            state["headers"] = _without_credentials(cast("Mapping[str, str]", headers))
+        return (_NEWOBJ, (type(self), *self.args), state or None)
 
 
 class RetryableError(NsdkError):
@@ -451,6 +468,27 @@ class InsecureTransportError(ConfigurationError):
 
 class ClientClosedError(NsdkError):
     """The client was closed: create a new client (tokens stay in the token store)."""
+
+
+#: ``copyreg.__newobj__(cls, *args)`` is ``cls.__new__(cls, *args)``; pickle (protocol 2 and up)
+#: writes it as its NEWOBJ opcode, naming only the class (``nsdk.APIError``).
+_NEWOBJ = cast("Callable[..., object]", vars(copyreg)["__newobj__"])
+
+#: Response headers that carry credentials: never part of a pickled error.
+_CREDENTIAL_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization", "cookie"})
+
+
+def _without_credentials(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """The headers without those in ``_CREDENTIAL_HEADERS``, of the same type (httpx.Headers)."""
+    if not any(key.lower() in _CREDENTIAL_HEADERS for key in headers):
+        return headers
+    import httpx
+
+    if isinstance(headers, httpx.Headers):  # keeps repeated fields and the received spelling
+        secret = {name.encode("latin-1") for name in _CREDENTIAL_HEADERS}
+        kept = [(k, v) for k, v in headers.raw if k.lower() not in secret]
+        return httpx.Headers(kept, encoding=headers.encoding)
+    return {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
 
 
 # One table decides the class for a status; 5xx is handled as a range below it.

@@ -7,7 +7,6 @@ options), which ``_transport.build_transports`` then builds and wraps in nsdk's 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import ssl
 from typing import NotRequired, TypedDict, cast
@@ -101,10 +100,17 @@ def check_network(
             "tokens. For a private CA pass verify=<CA bundle path> or an ssl.SSLContext (or set "
             "SSL_CERT_FILE); or pass allow_insecure_http=True if this network is trusted"
         )
-    if http2 and importlib.util.find_spec("h2") is None:
+    if http2 and _missing("h2"):
         raise ConfigurationError(
             "http2=True needs the h2 package: pip install 'nsdk[http2]' (or 'httpx[http2]')"
         )
+
+
+def _missing(module: str) -> bool:
+    """Whether an optional module (h2, socksio) is not installed, without importing it."""
+    import importlib.util  # only for http2 or a SOCKS proxy: a plain client does not pay for it
+
+    return importlib.util.find_spec(module) is None
 
 
 def _is_cert(value: object) -> bool:
@@ -142,7 +148,7 @@ def _proxy(value: ProxyTypes, origin: str) -> httpx.Proxy:
                 "http://host:port, https://, socks5:// or socks5h://, with any credentials as "
                 "user:password@host"
             ) from None
-    if proxy.url.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+    if proxy.url.scheme.startswith("socks") and _missing("socksio"):
         raise ConfigurationError(
             f"{origin}: the proxy {display_url(proxy.url)} is a SOCKS proxy, which needs the "
             "socksio package: pip install 'httpx[socks]'"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
-import attrs
-
 from ._errors import (
     APIConnectionError,
     AuthenticationError,
@@ -22,33 +20,41 @@ from ._errors import (
     TokenStoreError,
 )
 from ._retry import NOT_SENT_ERRORS
-from ._session import SessionCore
+from ._session import SessionCore, Step
 from ._tokens import StoredSession, Tokens
 
 
-@attrs.frozen
-class ReadStore:
+class ReadStore(Step):
     """Step: read the store; send back the ``StoredSession``."""
 
+    __slots__ = ()
 
-@attrs.frozen
-class WriteStore:
+
+class WriteStore(Step):
     """Step: compare-and-set ``new`` over generation ``expected``; send back whether it was."""
 
+    __slots__ = ("expected", "new")
     expected: int
     new: StoredSession
 
+    def __init__(self, expected: int, new: StoredSession) -> None:
+        self._set(expected=expected, new=new)
 
-@attrs.frozen
-class SendRefresh:
+
+class SendRefresh(Step):
     """Step: POST refresh with ``refresh_token``; send back the ``Tokens`` or throw the error."""
 
-    refresh_token: str = attrs.field(repr=False)
+    __slots__ = ("refresh_token",)
+    refresh_token: str
+
+    def __init__(self, refresh_token: str) -> None:
+        self._set(refresh_token=refresh_token)
 
 
-@attrs.frozen
-class StoreClock:
+class StoreClock(Step):
     """Step: read the store's clock; send back its time (float), or None if it keeps none."""
+
+    __slots__ = ()
 
 
 CLOCK = StoreClock()

@@ -59,6 +59,24 @@ NOT_FOR_SYNC_CLIENT = [
 ]
 
 
+# What reading ``nsdk.Client`` (the import a program that builds a client pays, bench figure 2's
+# target) must not import: the above, and what only http2 or a SOCKS proxy needs.
+NOT_FOR_CLIENT_IMPORT = [*NOT_FOR_SYNC_CLIENT, "importlib.util"]
+
+# The step messages the refresh and auth generators yield: plain slotted classes, since each
+# attrs class costs about 0.7 ms of CPU to build at import (bench figure 2).
+STEP_CLASSES = [
+    ("nsdk._session", "Refresh"),
+    ("nsdk._session", "Reload"),
+    ("nsdk._session", "SignIn"),
+    ("nsdk._session", "SignOut"),
+    ("nsdk._refresh", "ReadStore"),
+    ("nsdk._refresh", "WriteStore"),
+    ("nsdk._refresh", "SendRefresh"),
+    ("nsdk._refresh", "StoreClock"),
+]
+
+
 def _run(code: str) -> dict[str, object]:
     """Run code in a fresh interpreter; return the JSON it prints last."""
     run = subprocess.run(
@@ -116,6 +134,57 @@ def test_sync_client_does_not_import_the_async_client_or_unused_stores():
         """
     )
     assert out == {"email": "user@example.com", "loaded": [], "default transport": []}
+
+
+@pytest.mark.parametrize(
+    "statement", ["import nsdk; nsdk.Client", "from nsdk import Client"], ids=["attr", "from"]
+)
+def test_client_import_loads_what_a_sync_client_needs_and_nothing_more(statement: str):
+    """Reading ``Client`` loads httpx, attrs, the generated layer and the sync client's modules.
+
+    Not the async client, asyncio, the stores and ciphers it is not given, their optional
+    libraries, or importlib.util (only http2 and SOCKS proxies look for their packages); and the
+    step messages of the refresh and auth generators are not attrs classes.
+    """
+    out = _run(
+        f"""
+        import json, sys
+        {statement}
+        import importlib
+        steps = [getattr(importlib.import_module(m), c) for m, c in {STEP_CLASSES!r}]
+        print(json.dumps({{
+            "loaded": [m for m in {NOT_FOR_CLIENT_IMPORT!r} if m in sys.modules],
+            "needed": [m for m in ["httpx", "attrs", "nsdk_api", "nsdk._client", "nsdk._refresh"]
+                       if m not in sys.modules],
+            "attrs steps": [c.__name__ for c in steps if hasattr(c, "__attrs_attrs__")],
+        }}))
+        """
+    )
+    assert out == {"loaded": [], "needed": [], "attrs steps": []}
+
+
+def test_step_messages_are_immutable_and_never_show_a_token():
+    """The plain step classes keep what attrs.frozen gave them: no assignment, no secret in repr."""
+    from nsdk._refresh import SendRefresh, WriteStore
+    from nsdk._session import Refresh
+
+    send = SendRefresh("refresh-s3cr3t")
+    refresh = Refresh("access-s3cr3t")
+    assert (send.refresh_token, refresh.stale, refresh.proactive) == (
+        "refresh-s3cr3t",
+        "access-s3cr3t",
+        False,
+    )
+    assert Refresh("a", proactive=True).proactive is True
+    for step, name in [(send, "refresh_token"), (refresh, "stale"), (refresh, "extra")]:
+        with pytest.raises(AttributeError, match="is immutable"):
+            setattr(step, name, "changed")
+        with pytest.raises(AttributeError):
+            delattr(step, name)
+    assert "s3cr3t" not in repr(send) + repr(refresh)
+    stored = nsdk.StoredSession(generation=4, tokens=nsdk.Tokens("a", "r"))
+    write = WriteStore(3, stored)
+    assert (write.expected, write.new, hasattr(write, "__dict__")) == (3, stored, False)
 
 
 def test_lazy_names_load_once_and_report_the_nsdk_module():

@@ -85,6 +85,15 @@ def _api_diff_node_modules(session: nox.Session) -> None:
     session.run(*npm, external=True, silent=True)
 
 
+def _docs_mermaid(session: nox.Session) -> None:
+    """Fetch the docs site's mermaid from the npm registry into .cache/mermaid/, once.
+
+    ``python -m generator.mermaid``: ``npm pack`` of the pinned version, checked against its
+    pinned integrity; the docs build only reads that cache (see mkdocs.yml).
+    """
+    session.run("python", "-m", "generator.mermaid", silent=True)
+
+
 @nox.session(python=PYTHON)
 def api_diff(session: nox.Session) -> None:
     """What a change does to users: spec and Python API against the last release; see CHANGELOG.md.
@@ -105,6 +114,7 @@ def tests(session: nox.Session) -> None:
     session.install("./server")
     _install_wheel(session)
     _api_diff_node_modules(session)  # tests/api_diff runs tools/api_diff
+    _docs_mermaid(session)  # tests/docs and tests/browser build the site
     # --import-mode=importlib keeps the repo root off sys.path; nsdk and nsdk_api come from the
     # wheel (their sources live under overlay/ and generated/, not importable from the root).
     session.run(
@@ -150,10 +160,13 @@ def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ (mkdocs --strict): docs/, docstrings, openapi.yaml.
 
     The HTTP reference is rendered from openapi.yaml by the generator's own Jinja pass during the
-    build (generator/mkdocs_hook.py). Arguments go to ``mkdocs build``, e.g. ``-- -d /tmp/site``.
+    build (generator/mkdocs_hook.py); mermaid comes from the npm registry, fetched and checked
+    once before it (generator/mermaid.py). Arguments go to ``mkdocs build``, e.g.
+    ``-- -d /tmp/site``.
     """
     session.install(*_group("docs"))
     _install_wheel(session)
+    _docs_mermaid(session)
     session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
@@ -176,6 +189,7 @@ def explore(session: nox.Session) -> None:
     session.install(*_group("docs"))
     session.install("./server")
     _install_wheel(session)
+    _docs_mermaid(session)
     site = Path(session.create_tmp()) / "site"
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", str(site), env={"NO_MKDOCS_2_WARNING": "1"}

@@ -12,6 +12,11 @@ drift from the spec:
 
 The spec is the ``openapi.yaml`` next to the mkdocs.yml being built. ``mkdocs serve`` re-renders
 both when openapi.yaml or the template changes.
+
+It also puts the site's own mermaid into the build, when mkdocs.yml's ``extra_javascript`` names
+it (``assets/mermaid/mermaid.min.js``, with its ``LICENSE`` beside it): the copy of the pinned npm
+package that ``python -m generator.mermaid`` fetched and checked (``generator/mermaid.py``). The
+hook only reads that cache; without it the build fails saying to run that command.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,11 +36,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from generator import _docs, _spec  # noqa: E402 - needs the sys.path entry above
+from generator import _docs, _spec, mermaid  # noqa: E402 - needs the sys.path entry above
 
 SPEC_NAME = "openapi.yaml"
 PAGE = "reference/http.md"
 EXPLORER_SPEC = "api-explorer/openapi.json"
+MERMAID_JS = "assets/mermaid/mermaid.min.js"
+MERMAID_LICENSE = "assets/mermaid/LICENSE"
 # The first server of the explorer's spec, so "Try it out" goes to a local reference server by
 # default (`nox -s explore`: the server on 127.0.0.1:8000, the site on 127.0.0.1:8001).
 LOCAL_SERVER: dict[str, Any] = {
@@ -61,7 +69,7 @@ def explorer_spec(spec: dict[str, Any]) -> str:
 
 
 def on_files(files: Files, config: Any) -> Files:
-    """Add the rendered HTTP reference and the explorer's spec (replacing any file on disk)."""
+    """Add the HTTP reference and the explorer's spec (replacing any file on disk), and mermaid."""
     spec = _spec.load(spec_path(config))
     for path, content in (
         (PAGE, _docs.render_http_reference(spec)),
@@ -72,6 +80,14 @@ def on_files(files: Files, config: Any) -> Files:
             log.info("%s is generated from openapi.yaml; ignoring the file on disk", path)
             files.remove(existing)
         files.append(File.generated(config, path, content=content))
+    scripts = [str(getattr(script, "path", script)) for script in config.extra_javascript]
+    if MERMAID_JS in scripts:
+        try:
+            cached = mermaid.require()
+        except mermaid.MermaidError as error:
+            raise PluginError(str(error)) from None
+        for path, source in ((MERMAID_JS, cached.script), (MERMAID_LICENSE, cached.license)):
+            files.append(File.generated(config, path, abs_src_path=str(source)))
     return files
 
 

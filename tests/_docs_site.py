@@ -12,6 +12,7 @@ change produces, in about a second instead of a full build.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -67,6 +69,21 @@ def built_site(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Bui
     """The repository's site, built once for the whole session (skipped without mkdocs)."""
     pytest.importorskip("mkdocs", reason="the docs dependency group (mkdocs) is not installed")
     return build_site(repo_root, tmp_path_factory.mktemp("site"))
+
+
+def mermaid_pin(repo_root: Path) -> ModuleType:
+    """generator/mermaid.py (stdlib only): the pinned mermaid, its cache and its fetch command.
+
+    Loaded from its file: the source tree is not importable in the tests.
+    """
+    spec = importlib.util.spec_from_file_location(
+        "_nsdk_docs_mermaid", repo_root / "generator" / "mermaid.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
 
 
 class _MkdocsLoader(yaml.SafeLoader):

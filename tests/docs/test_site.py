@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import io
 import json
 import re
+import tarfile
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,7 @@ from urllib.parse import urlsplit
 import nsdk
 import pytest
 import yaml
-from _docs_site import BuiltSite
+from _docs_site import BuiltSite, mermaid_pin
 from nsdk_api._operations import OPERATIONS
 
 pytest.importorskip("mkdocs", reason="the docs dependency group (mkdocs) is not installed")
@@ -193,16 +197,37 @@ def test_nothing_is_loaded_from_another_host(site: Path) -> None:
     assert not foreign, json.dumps(foreign, indent=2)
 
 
-def test_vendored_mermaid_is_the_major_version_material_expects(site: Path) -> None:
-    """The site's own mermaid is loaded, and is the major version Material would fetch itself."""
+def test_site_mermaid_is_the_pinned_npm_package_material_expects(
+    site: Path, repo_root: Path
+) -> None:
+    """The site's own mermaid is the pinned npm package's, integrity-checked, of Material's major.
+
+    The build copies dist/mermaid.min.js (and LICENSE) from the tarball the nox session fetched
+    (`python -m generator.mermaid`); checked here against the tarball, whose sha512 must be the
+    pinned npm integrity.
+    """
+    pin = mermaid_pin(repo_root)
     bundle = next(site.glob("assets/javascripts/bundle.*.min.js")).read_text(encoding="utf-8")
     wanted = re.findall(r"mermaid@(\d+)/dist/mermaid\.min\.js", bundle)
     assert wanted, "Material no longer names the mermaid it loads: check how it finds mermaid"
-    vendored = (site / "assets/vendor/mermaid/mermaid.min.js").read_text(encoding="utf-8")
-    version = re.search(r'\{version:"(\d+)\.(\d+)\.(\d+)"\}', vendored)  # mermaid's own
-    assert version is not None
-    assert version.group(1) == wanted[0], f"Material expects mermaid@{wanted[0]}"
-    assert 'src="../assets/vendor/mermaid/mermaid.min.js"' in page(site, "auth-flow")
+    assert pin.VERSION.split(".")[0] == wanted[0], f"Material expects mermaid@{wanted[0]}"
+
+    tarball = (pin.CACHE / pin.TARBALL).read_bytes()
+    digest = base64.b64encode(hashlib.sha512(tarball).digest()).decode("ascii")
+    assert f"sha512-{digest}" == pin.INTEGRITY
+    packed: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
+        for name in ("package/dist/mermaid.min.js", "package/LICENSE"):
+            stream = archive.extractfile(name)
+            assert stream is not None, name
+            packed[name] = stream.read()
+    built = (site / "assets/mermaid/mermaid.min.js").read_bytes()
+    assert built == packed["package/dist/mermaid.min.js"]
+    assert (site / "assets/mermaid/LICENSE").read_bytes() == packed["package/LICENSE"]
+    assert b"MIT License" in packed["package/LICENSE"]
+    version = re.search(rb'\{version:"(\d+\.\d+\.\d+)"\}', built)  # mermaid's own
+    assert version is not None and version.group(1).decode() == pin.VERSION
+    assert 'src="../assets/mermaid/mermaid.min.js"' in page(site, "auth-flow")
 
 
 def test_explorer_page_loads_the_spec_from_the_build(site: Path, repo_root: Path) -> None:

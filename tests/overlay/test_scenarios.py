@@ -53,15 +53,26 @@ async def test_retry_once_second_401_raises(signed_in: Driver, server: FakeServe
 async def test_stale_401_after_concurrent_refresh_resends_without_refreshing(
     signed_in: Driver, server: FakeServer
 ):
-    """A 401 for a token another caller already replaced is resent at once, with no refresh."""
+    """A second 401 for a token another caller replaced meanwhile is resent, with no refresh.
+
+    The first 401 refreshes and resends; the resend's token is rotated by another caller while
+    it is in flight, so its 401 is stale (``SessionCore.stale``): resent at once with the
+    current token, without a refresh of its own.
+    """
 
     async def refresh_meanwhile_then_401(request: httpx.Request) -> int:
         await signed_in.refresh()  # another caller rotates while this request is in flight
         return 401
 
-    server.script("me", refresh_meanwhile_then_401)
-    await signed_in.me()
-    assert server.seq == [("me", "access-1"), ("refresh", "refresh-1"), ("me", "access-2")]
+    server.script("me", 401, refresh_meanwhile_then_401)
+    assert (await signed_in.me()).user_id == USER_ID
+    assert server.seq == [
+        ("me", "access-1"),
+        ("refresh", "refresh-1"),  # this call's refresh after the first 401
+        ("me", "access-2"),
+        ("refresh", "refresh-2"),  # the other caller's, while access-2 was in flight
+        ("me", "access-3"),  # resent with the current token: no third refresh
+    ]
 
 
 def test_refresh_single_flight_threads(client_factory: Callable[..., Driver], server: FakeServer):

@@ -50,15 +50,24 @@ class SkewClock:
 
 
 class ResettingStore(nsdk.MemoryTokenStore):
-    """A memory store that sets the clock right when a pair is saved (under the client's lock)."""
+    """A memory store that sets the clock right when a rotated pair is stored.
+
+    It hooks ``compare_and_set``, the write every stored pair goes through (a 0.1-style ``save``
+    is never called on a ``TokenStore``), so the clock is right before any caller can read the
+    new pair.
+    """
 
     def __init__(self, clock: SkewClock) -> None:
         super().__init__()
         self._clock = clock
 
-    def save(self, tokens: nsdk.Tokens) -> None:
-        self._clock.skew = 0.0
-        super().save(tokens)
+    def compare_and_set(
+        self, expected: int, new: nsdk.StoredSession, lease: object | None = None
+    ) -> bool:
+        before = self.tokens
+        if new.tokens is not None and new.tokens is not before:
+            self._clock.skew = 0.0  # before the write: no reader sees the pair with the skew
+        return super().compare_and_set(expected, new, lease)
 
 
 def _clock_1970() -> float:

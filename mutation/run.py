@@ -6,11 +6,13 @@ the tests that reach the changed function; a mutant no test notices "survives".
 
 Phase 1 runs the fast unit tests (``FAST_TESTS``) through mutmut. Phase 2 runs
 ``tests/reliability -m "not slow"`` (real HTTP on loopback against the reference server) once
-per phase-1 survivor, with the survivor switched on. The report prints, per module, the mutants,
-how many each phase killed, how many are marked equivalent (``# pragma: no mutate`` on their
-line: those mutants are not generated, and are counted here by generating the module once more
-without its pragmas), the survivors and the score (killed / non-equivalent mutants), then every
-survivor as ``file:line`` with the line before and after.
+per phase-1 survivor, with the survivor switched on; a reliability test that fails counts as a
+kill only if it then passes with no mutant, in the same run (else it is reported as flaky and
+the mutant stays a survivor). The report prints, per module, the mutants, how many each phase
+killed, how many are marked equivalent (``# pragma: no mutate`` on their line: those mutants
+are not generated, and are counted here by generating the module once more without its
+pragmas), the survivors and the score (killed / non-equivalent mutants), then every survivor
+as ``file:line`` with the line before and after.
 
 mutmut derives a module's name from its path, so the sources are staged as ``src/nsdk`` and
 ``src/nsdk_api`` in ``.mutation/`` (git-ignored) with a copy of the tests and of pyproject.toml
@@ -24,6 +26,8 @@ Usage (from the nox session, whose venv has mutmut, the test tools and the refer
     python mutation/run.py _transport      # one module (a name, with or without .py)
     python mutation/run.py --fast-only     # phase 1 only
     python mutation/run.py --fail-under 95 # exit 1 if a decision core scores below 95 %
+    python mutation/run.py --cached        # reuse the last run: only changed functions and
+                                           # the mutants not killed are tested again
 """
 
 from __future__ import annotations
@@ -184,14 +188,24 @@ def _write_site() -> None:
     (STAGE / "site" / "nsdk_mutation_stats.py").write_text(STATS_PLUGIN, encoding="utf-8")
 
 
-def _stage(modules: list[str]) -> None:
-    """Lay out .mutation/: src/nsdk, src/nsdk_api, tests/, pyproject.toml with [tool.mutmut]."""
-    if STAGE.exists():
+def _stage(modules: list[str], *, keep: bool = False) -> None:
+    """Lay out .mutation/: src/nsdk, src/nsdk_api, tests/, pyproject.toml with [tool.mutmut].
+
+    ``keep``: over the last run's layout, keeping ``mutants/`` (mutmut's mutants, verdicts and
+    test map): mutmut then regenerates only the files whose source changed, keeps the verdicts
+    of the functions whose source is unchanged, and maps new tests to the functions they reach.
+    """
+    if STAGE.exists() and not keep:
         shutil.rmtree(STAGE)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "overlay" / "nsdk", STAGE / "src" / "nsdk", ignore=ignore)
-    shutil.copytree(ROOT / "generated" / "nsdk_api", STAGE / "src" / "nsdk_api", ignore=ignore)
-    shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=ignore)
+    for src, dst in (
+        (ROOT / "overlay" / "nsdk", STAGE / "src" / "nsdk"),
+        (ROOT / "generated" / "nsdk_api", STAGE / "src" / "nsdk_api"),
+        (ROOT / "tests", STAGE / "tests"),
+    ):
+        if dst.exists():
+            shutil.rmtree(dst)  # files deleted upstream must go here too
+        shutil.copytree(src, dst, ignore=ignore)
     _write_site()
     config = MUTMUT_CONFIG.format(
         only=json.dumps([f"src/nsdk/{m}" for m in modules]),
@@ -200,6 +214,25 @@ def _stage(modules: list[str]) -> None:
     )
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     (STAGE / "pyproject.toml").write_text(text + config, encoding="utf-8")
+
+
+def _retest_unkilled(modules: list[str]) -> int:
+    """Forget the verdict of every mutant that was not killed, so the current tests meet it."""
+    from mutmut.stats import status_by_exit_code
+
+    count = 0
+    for module in modules:
+        meta = STAGE / "mutants" / "src" / "nsdk" / f"{module}.meta"
+        if not meta.exists():
+            continue
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        codes = data["exit_code_by_key"]
+        for name, code in codes.items():
+            if code is not None and status_by_exit_code[code] not in ("killed", "timeout"):
+                codes[name] = None
+                count += 1
+        meta.write_text(json.dumps(data, indent=4), encoding="utf-8")
+    return count
 
 
 def _pythonpath() -> str:
@@ -244,9 +277,10 @@ def _slow_kills(names: list[str], jobs: int) -> tuple[set[str], float]:
     base = [sys.executable, "-m", "pytest", "--rootdir=.", "-q", "-p", "nsdk_mutation_stats"]
     base += PYTEST_ARGS
 
-    def run(args: list[str], **env: str) -> int:
+    def run(args: list[str], **env: str) -> tuple[int, list[str]]:
+        """Exit code and the node ids of the tests that failed (``-rfE`` summary)."""
         done = subprocess.run(
-            [*base, *args],
+            [*base, "-rfE", *args],
             cwd=STAGE / "mutants",
             env={**os.environ, "PYTHONPATH": _pythonpath(), **env},
             stdout=subprocess.PIPE,
@@ -255,10 +289,11 @@ def _slow_kills(names: list[str], jobs: int) -> tuple[set[str], float]:
             check=False,
             timeout=900,
         )
-        return done.returncode
+        failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", done.stdout, re.MULTILINE)
+        return done.returncode, failed
 
     reached_file = STAGE / "reached.json"
-    clean = run(list(SLOW_TESTS), NSDK_MUTATION_REACHED=str(reached_file), MUTANT_UNDER_TEST="")
+    clean, _ = run(list(SLOW_TESTS), NSDK_MUTATION_REACHED=str(reached_file), MUTANT_UNDER_TEST="")
     if clean != 0:
         raise SystemExit(f"the reliability tests fail without any mutant (exit {clean})")
     reached: dict[str, list[str]] = json.loads(reached_file.read_text(encoding="utf-8"))
@@ -270,10 +305,24 @@ def _slow_kills(names: list[str], jobs: int) -> tuple[set[str], float]:
 
     def check(name: str) -> bool:
         tests = todo[name]
-        return bool(tests) and run(["-x", *tests], MUTANT_UNDER_TEST=name) not in (0, 5)
+        if not tests:
+            return False
+        code, failed = run(["-x", *tests], MUTANT_UNDER_TEST=name)
+        if code in (0, 5):
+            return False
+        # A kill only if the failing test passes with no mutant, now, under the same load: a
+        # reliability test that fails on the unmutated code too is flaky, not a kill.
+        again, _ = run(failed or tests, MUTANT_UNDER_TEST="")
+        if again != 0:
+            flaky[name] = failed or tests
+            return False
+        return True
 
+    flaky: dict[str, list[str]] = {}
     with ThreadPoolExecutor(jobs) as pool:
         killed = dict(zip(names, pool.map(check, names), strict=True))
+    for name, tests in sorted(flaky.items()):
+        print(f"  flaky, not a kill: {name}: {' '.join(tests)} failed without the mutant too")
     return {n for n, k in killed.items() if k}, time.monotonic() - started
 
 
@@ -390,6 +439,12 @@ def main() -> int:
         help="keep the last run's mutants and results; copy the tests again and run only the "
         "mutants that were not killed (after adding tests)",
     )
+    parser.add_argument(
+        "--cached",
+        action="store_true",
+        help="reuse the last run's mutants and verdicts: test again only the mutants of "
+        "functions whose source changed, and every mutant that was not killed",
+    )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument(
         "--slow-jobs", type=int, default=6, help="reliability runs at a time in phase 2"
@@ -425,6 +480,11 @@ def main() -> int:
         shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=ignore, dirs_exist_ok=True)
         _write_site()
         print(f"rerunning {len(names)} mutant(s) that were not killed", flush=True)
+    elif args.cached and (STAGE / "mutants").is_dir():
+        _stage(modules, keep=True)
+        os.chdir(STAGE)
+        print(f"cached: {_retest_unkilled(modules)} mutant(s) that were not killed to test again")
+        os.chdir(ROOT)
     else:
         _stage(modules)
     run_mutmut = not args.report and (names or not args.rerun)

@@ -152,7 +152,11 @@ class MemoryTokenStore:
     def __init__(
         self, tokens: Tokens | None = None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     ) -> None:
-        self._record = _Record(tokens, lock_timeout, "MemoryTokenStore")
+        self._record = _Record(tokens, lock_timeout, self._store_name())
+
+    def _store_name(self) -> str:
+        # The name errors give the store (the adapter names the store it adapts).
+        return "MemoryTokenStore"
 
     @property
     def tokens(self) -> Tokens | None:
@@ -209,6 +213,9 @@ class BasicStoreAdapter(MemoryTokenStore):
                 store=self._name,
             )
         super().__init__(loaded, lock_timeout=lock_timeout)
+
+    def _store_name(self) -> str:
+        return self._name
 
     def _written(self, old: StoredSession, new: StoredSession) -> None:
         if new.tokens is not old.tokens:

@@ -51,3 +51,16 @@ def test_refresh_lock_held_too_long_names_the_store():
     assert info.value.store == "MemoryTokenStore"
     with store.refresh_lock():  # released: free again
         pass
+
+
+def test_adapter_busy_lock_names_the_adapted_store():
+    """The adapter's busy-lock error names the 0.1 store it adapts, not the memory store."""
+    store = BasicStoreAdapter(Basic(), lock_timeout=0.001)
+    with (
+        store.refresh_lock(),
+        pytest.raises(nsdk.TokenStoreBusyError) as info,
+        store.refresh_lock(),
+    ):
+        raise AssertionError("the refresh lock was taken twice")
+    assert str(info.value).startswith("Basic: another client held the session's refresh lock")
+    assert info.value.store == "Basic"

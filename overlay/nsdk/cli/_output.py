@@ -50,8 +50,12 @@ def login_command(profile: str) -> str:
     return "nsdk login" if profile == "default" else f"nsdk --profile {profile} login"
 
 
-def report(exc: NsdkError, profile: str) -> int:
-    """Print ``exc`` and what to do on stderr; return the exit code for it."""
+def _reports() -> tuple[tuple[type[NsdkError], int, str | None], ...]:
+    """What each error means on the command line: (type, exit code, what to do), first match wins.
+
+    ``{sign_in}`` and ``{profile}`` in the advice are filled in; ``None``: the message says it all.
+    Imported when an error is reported, so a command that succeeds never loads the error tree.
+    """
     from .._errors import (
         AuthenticationError,
         ConfigurationError,
@@ -64,38 +68,60 @@ def report(exc: NsdkError, profile: str) -> int:
         TokenStoreKeyError,
     )
 
+    return (
+        (
+            SessionExpiredError,
+            AUTH_REQUIRED,
+            "the session has expired and was signed out: sign in again with `{sign_in}`",
+        ),
+        (NotAuthenticatedError, AUTH_REQUIRED, None),  # its own message, below
+        (
+            ScopeMismatchError,
+            AUTH_REQUIRED,
+            "the session was signed out: sign in again with `{sign_in}`",
+        ),
+        (
+            AuthenticationError,
+            AUTH_REQUIRED,
+            "the server refused the session: sign in again with `{sign_in}`",
+        ),
+        (TokenStoreBusyError, LOCAL_STATE, None),
+        (
+            TokenStoreCorruptError,
+            LOCAL_STATE,
+            "or clear it with `nsdk --profile {profile} logout`, then `{sign_in}`",
+        ),
+        (
+            TokenStoreKeyError,
+            LOCAL_STATE,
+            "or clear it with `nsdk --profile {profile} logout`, then `{sign_in}`",
+        ),
+        (TokenStoreError, LOCAL_STATE, None),
+        (ConfigurationError, USAGE, None),
+    )
+
+
+def report(exc: NsdkError, profile: str) -> int:
+    """Print ``exc`` and what to do on stderr; return the exit code for it."""
+    from .._errors import AuthenticationError, NotAuthenticatedError
+
     sign_in = login_command(profile)
-    if isinstance(exc, SessionExpiredError):
-        error(f"{exc}")
-        note(f"the session has expired and was signed out: sign in again with `{sign_in}`")
-        return AUTH_REQUIRED
-    if isinstance(exc, NotAuthenticatedError):
+    kind, code, advice = next(
+        (row for row in _reports() if isinstance(exc, row[0])), (type(exc), API_ERROR, None)
+    )
+    if kind is NotAuthenticatedError:
         error(f"not signed in (profile {profile}): sign in with `{sign_in}`")
-        return AUTH_REQUIRED
-    if isinstance(exc, ScopeMismatchError):
-        error(f"{exc}")
-        note(f"the session was signed out: sign in again with `{sign_in}`")
-        return AUTH_REQUIRED
-    if isinstance(exc, AuthenticationError):
-        error(f"{exc}")
-        if exc.operation != "login":
-            note(f"the server refused the session: sign in again with `{sign_in}`")
-        return AUTH_REQUIRED
-    if isinstance(exc, TokenStoreBusyError):
-        error(f"{exc}")
-        return LOCAL_STATE
-    if isinstance(exc, TokenStoreCorruptError | TokenStoreKeyError):
-        error(f"{exc}")
-        note(f"or clear it with `nsdk --profile {profile} logout`, then `{sign_in}`")
-        return LOCAL_STATE
-    if isinstance(exc, TokenStoreError):
-        error(f"{exc}")
-        return LOCAL_STATE
-    if isinstance(exc, ConfigurationError):
-        error(f"{exc}")
-        return USAGE
+        return code
     error(f"{exc}")
-    return API_ERROR
+    if (
+        kind is AuthenticationError
+        and isinstance(exc, AuthenticationError)
+        and exc.operation == "login"
+    ):
+        advice = None  # wrong credentials: the message says so; there is no session to refuse
+    if advice is not None:
+        note(advice.format(sign_in=sign_in, profile=profile))
+    return code
 
 
 class WaitNotice:

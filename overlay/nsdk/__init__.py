@@ -3,10 +3,10 @@
 Sign in, call protected APIs with a bearer token that rotates itself, and fail closed when the
 session cannot be refreshed. ``Client`` is synchronous, ``AsyncClient`` its asyncio twin; both
 expose the generated layer as ``client.api`` with the same behaviour. ``nsdk.__version__`` is
-the installed distribution's version, read from its metadata on first access (so ``import nsdk``
-does not pay for ``importlib.metadata``). Likewise every name but the exceptions is imported when
-first used: ``import nsdk`` alone loads neither httpx nor the clients, and a program that never
-touches ``AsyncClient`` or ``RedisTokenStore`` never imports them.
+the package's version (pyproject.toml's, written into ``nsdk._version`` at build time, so reading
+it needs no ``importlib.metadata``). Every name but the exceptions is imported when first used:
+``import nsdk`` alone loads neither httpx nor the clients, and a program that never touches
+``AsyncClient`` or ``RedisTokenStore`` never imports them.
 
 Examples:
     >>> import nsdk
@@ -48,6 +48,7 @@ from ._errors import (
     TokenStorePermissionError,
     TokenStoreUnavailableError,
 )
+from ._version import __version__ as __version__
 
 # Everything else is imported on first access (PEP 562), so ``import nsdk`` costs the exception
 # tree only: no httpx, attrs or generated layer until a program touches a client, a store or a
@@ -86,11 +87,10 @@ if TYPE_CHECKING:
     from ._stores import BasicTokenStore, MemoryTokenStore, TokenStore
     from ._tokens import RefreshInFlight, StoredSession, Tokens
 
-    __version__: str
 else:
 
     def __getattr__(name: str) -> object:
-        """Import a public name's module on first access; compute ``__version__`` likewise."""
+        """Import a public name's module on first access."""
         module = _LAZY.get(name)
         if module is not None:
             from importlib import import_module
@@ -99,23 +99,11 @@ else:
             _report_public_module()  # the module (and what it imported) names nsdk too
             globals()[name] = value  # later reads are ordinary attribute lookups
             return value
-        if name != "__version__":
-            raise AttributeError(f"module 'nsdk' has no attribute {name!r}")
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            value = version("nsdk")
-        except PackageNotFoundError:
-            raise AttributeError(
-                "nsdk.__version__: nsdk is imported from a source tree that is not installed, "
-                "so it has no package metadata; install it (pip install .) to get a version"
-            ) from None
-        globals()["__version__"] = value  # later reads are ordinary attribute lookups
-        return value
+        raise AttributeError(f"module 'nsdk' has no attribute {name!r}")
 
     def __dir__() -> list[str]:
         """The module's names, the ones not imported yet included (for dir() and completion)."""
-        return sorted({*globals(), *__all__, "__version__"})
+        return sorted({*globals(), *__all__})
 
 
 del TYPE_CHECKING  # not part of the public namespace

@@ -63,14 +63,10 @@ def default_user_agent() -> str:
     It names nsdk's version, the API version the generated layer was built from (openapi.yaml's
     ``info.version``), Python's and httpx's, e.g.
     ``nsdk/0.1.0 (nsdk-api 1.0.0; python 3.11.7; httpx 0.28.1)``. Computed at the first client's
-    construction, then cached: reading the package metadata is not paid by ``import nsdk``.
+    construction, then cached.
     """
-    import nsdk  # complete by the time a client is built
+    from ._version import __version__ as version
 
-    try:
-        version = nsdk.__version__
-    except AttributeError:  # a source tree that is not installed: no package metadata
-        version = "unknown"
     python = ".".join(str(part) for part in sys.version_info[:3])
     return f"nsdk/{version} (nsdk-api {API_VERSION}; python {python}; httpx {httpx.__version__})"
 

@@ -33,21 +33,31 @@ def expected_user_agent() -> str:
 
 
 def test_versions_agree(repo_root: Path) -> None:
-    """nsdk.__version__ is pyproject's version; nsdk_api.API_VERSION is openapi.yaml's."""
+    """nsdk.__version__ is pyproject's version; nsdk_api.API_VERSION is openapi.yaml's.
+
+    The build writes pyproject's version into ``nsdk/_version.py`` (hatchling's version hook);
+    the committed copy must say the same, so a bump without a rebuild fails here.
+    """
     pyproject = tomllib.loads((repo_root / "pyproject.toml").read_text(encoding="utf-8"))
+    source = (repo_root / "overlay" / "nsdk" / "_version.py").read_text(encoding="utf-8")
+    assert f'__version__ = "{pyproject["project"]["version"]}"' in source.splitlines()
     spec = yaml.safe_load((repo_root / "openapi.yaml").read_text(encoding="utf-8"))
     assert nsdk.__version__ == version("nsdk") == pyproject["project"]["version"]
     assert nsdk_api.API_VERSION == nsdk_api.__api_version__ == spec["info"]["version"]
 
 
 def test_import_reads_no_metadata() -> None:
-    """``import nsdk`` neither reads package metadata nor builds the User-Agent (a client does)."""
+    """No package metadata is read, by ``import nsdk`` or the first client (a constant is).
+
+    The User-Agent is built by the first client, not at import.
+    """
     code = (
         "import sys, nsdk, nsdk._config as c\n"
         "assert 'importlib.metadata' not in sys.modules, 'metadata read at import'\n"
         "assert c.default_user_agent.cache_info().currsize == 0\n"
         "nsdk.Client('http://127.0.0.1:9')\n"
         "assert c.default_user_agent.cache_info().currsize == 1\n"
+        "assert 'importlib.metadata' not in sys.modules, 'metadata read by the client'\n"
         "print(c.default_user_agent())\n"
     )
     result = subprocess.run(

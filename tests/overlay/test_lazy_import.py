@@ -92,7 +92,7 @@ def _run(code: str) -> dict[str, object]:
 
 
 def test_import_nsdk_loads_only_the_exception_tree():
-    """``import nsdk`` loads nsdk and nsdk._errors, and none of the modules served lazily."""
+    """``import nsdk`` loads nsdk, nsdk._errors and nsdk._version, and none of the lazy modules."""
     out = _run(
         f"""
         import json, sys
@@ -103,7 +103,7 @@ def test_import_nsdk_loads_only_the_exception_tree():
         }}))
         """
     )
-    assert out == {"nsdk": ["nsdk", "nsdk._errors"], "loaded": []}
+    assert out == {"nsdk": ["nsdk", "nsdk._errors", "nsdk._version"], "loaded": []}
 
 
 def test_sync_client_does_not_import_the_async_client_or_unused_stores():

@@ -9,11 +9,8 @@ store, and never carry a token.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import logging
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,29 +43,11 @@ async def _call(drv: Driver, method: Callable[[], Any]) -> Any:
     return await result if drv.is_async else result
 
 
-# --- nsdk.__version__ ----------------------------------------------------------------------
-
-
-def test_version_is_the_installed_metadata():
-    """nsdk.__version__ is the installed distribution's version, from its metadata."""
-    assert nsdk.__version__ == importlib.metadata.version("nsdk")
-
-
-def test_version_is_computed_on_first_access_only():
-    """import nsdk neither computes a version nor imports importlib.metadata; reading it does."""
-    code = (
-        "import sys, nsdk; "
-        "assert '__version__' not in vars(nsdk), 'computed at import'; "
-        "assert 'importlib.metadata' not in sys.modules, 'importlib.metadata at import'; "
-        "v = nsdk.__version__; "
-        "assert vars(nsdk)['__version__'] == v, 'not cached'"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert run.returncode == 0, run.stderr
+# --- module attributes ---------------------------------------------------------------------
 
 
 def test_unknown_module_attribute_still_raises():
-    """The module __getattr__ serves __version__ only: other names raise AttributeError."""
+    """The module __getattr__ serves the public names only: others raise AttributeError."""
     with pytest.raises(AttributeError, match="'nsdk' has no attribute 'Clinet'"):
         nsdk.Clinet  # noqa: B018  # the attribute access is the test
 

@@ -14,18 +14,22 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nsdk
 import pytest
 from _secret_scan import LEDGER
 from nsdk_server.testing import ServerHandle, run_server
+
+if TYPE_CHECKING:
+    from nsdk.cli._keyring import KeyringTokenStore
 
 EMAIL = "user@example.com"
 PASSWORD = "demo-password"  # the reference server's documented demo user
@@ -161,6 +165,114 @@ class Home:
         return expired
 
 
+@dataclass
+class KeyringHome(Home):
+    """A ``Home`` whose processes share a private Secret Service."""
+
+    address: str = ""
+    daemons: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def profile_dir(self, profile: str = "default") -> Path:
+        """The profile's directory (its record and lock files)."""
+        return self.config / "profiles" / profile
+
+    def keyring_store(self, profile: str = "default") -> KeyringTokenStore:
+        """The profile's keyring store, opened from this (test) process."""
+        from keyring.backends.SecretService import Keyring
+        from nsdk.cli._keyring import KeyringTokenStore
+        from nsdk.cli._profile import Profile
+
+        # The backend itself, not keyring.get_keyring(): that one is cached per process.
+        found = Profile(profile, self.profile_dir(profile))
+        return KeyringTokenStore(found, Keyring(), call_timeout=10.0)
+
+    def store(self, profile: str = "default") -> nsdk.FileTokenStore:
+        """The profile's session where ``nsdk login`` put it: the keyring, unless in a file."""
+        if self.session_file(profile).exists():
+            return super().store(profile)
+        return self.keyring_store(profile)
+
+    def item(self, profile: str = "default") -> str | None:
+        """The raw keyring item of ``profile`` (None when there is none)."""
+        from nsdk.cli._keyring import SERVICE
+
+        store = self.keyring_store(profile)
+        return store.backend.get_password(SERVICE, store.account)
+
+    def _note_secrets(self) -> None:
+        super()._note_secrets()
+        if all(d.poll() is None for d in self.daemons):  # the keyring still answers
+            for directory in self.config.glob("profiles/*"):
+                tokens = self.keyring_store(directory.name).read().tokens
+                if tokens is not None:
+                    LEDGER.tokens(tokens)
+
+    def stop_keyring(self) -> None:
+        """Stop the keyring daemon and the bus (as when the desktop session ends)."""
+        for daemon in reversed(self.daemons):
+            if daemon.poll() is None:
+                daemon.terminate()
+                daemon.wait(timeout=10)
+
+
+def _require(program: str, package: str) -> str:
+    binary = shutil.which(program)
+    if binary is None:
+        pytest.fail(
+            f"{program} is not on PATH. .ci/run installs it (apt-get install {package}); on "
+            f"Debian or Ubuntu run `sudo apt-get install {package}`. The tests start their own "
+            "daemons on a private session bus: none needs to run.",
+            pytrace=False,
+        )
+    return binary
+
+
+@pytest.fixture
+def keyring_home(home: Home, monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyringHome]:
+    """``home`` with a private session bus and an unlocked GNOME Keyring on it."""
+    dbus = _require("dbus-daemon", "dbus-daemon")
+    gnome_keyring = _require("gnome-keyring-daemon", "gnome-keyring")
+    runtime = Path(home.env["XDG_RUNTIME_DIR"])
+    runtime.chmod(0o700)
+    bus = subprocess.Popen(
+        [dbus, "--session", "--nofork", "--print-address=1", f"--address=unix:path={runtime}/bus"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=home.env,
+    )
+    assert bus.stdout is not None
+    address = bus.stdout.readline().strip()
+    assert address.startswith("unix:path="), bus.stderr.read() if bus.stderr else address
+    env = {**home.env, "DBUS_SESSION_BUS_ADDRESS": address}
+    daemon = subprocess.Popen(
+        [gnome_keyring, "--foreground", "--unlock", "--components=secrets"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert daemon.stdin is not None
+    daemon.stdin.write("keyring-test-password")  # the new login keyring's password
+    daemon.stdin.close()
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)  # this process's keyring calls
+    keyed = KeyringHome(home.root, env, address=address, daemons=[bus, daemon])
+    try:
+        for _ in range(200):  # until the Secret Service is on the bus (a few hundred ms)
+            try:
+                keyed.item()
+                break
+            except Exception:  # not registered yet
+                time.sleep(0.05)
+        else:
+            pytest.fail("gnome-keyring-daemon did not come up on the private bus")
+        yield keyed
+    finally:
+        keyed.stop_keyring()
+
+
 def jwt(**claims: Any) -> str:
     """An unsigned JWT with ``claims`` (enough for the client, which reads ``exp`` only)."""
 
@@ -173,11 +285,16 @@ def jwt(**claims: Any) -> str:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
-    """A private HOME, XDG dirs and NSDK_CONFIG_DIR; no NSDK_* variables from outside."""
+    """A private HOME, XDG dirs and NSDK_CONFIG_DIR; no NSDK_* variables from outside.
+
+    No session bus either (``DBUS_SESSION_BUS_ADDRESS``, ``PYTHON_KEYRING_BACKEND`` dropped): the
+    user's own OS keyring is never reached; tests/cli/test_keyring.py starts a private one.
+    """
+    outside = ("HOME", "COLUMNS", "DBUS_SESSION_BUS_ADDRESS", "PYTHON_KEYRING_BACKEND")
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("NSDK_", "XDG_")) and k not in ("HOME", "COLUMNS")
+        if not k.startswith(("NSDK_", "XDG_")) and k not in outside
     }
     dirs = {
         "HOME": "home",

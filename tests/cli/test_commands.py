@@ -31,7 +31,8 @@ STATUS_KEYS = {
     "access_token_expires_at": (str, type(None)),
     "access_token_expired": (bool, type(None)),
     "storage": str,
-    "session_file": str,
+    "session_file": (str, type(None)),  # None when the session is in the OS keyring
+    "keyring": (dict, type(None)),  # backend, service, account; None for the file
 }
 
 
@@ -78,7 +79,7 @@ def test_whole_flow(home: Home, server: ServerHandle) -> None:
         "2001",
     )
     assert data["storage"] == "file" and data["access_token_expired"] is False
-    assert data["session_file"] == str(home.session_file())
+    assert data["session_file"] == str(home.session_file()) and data["keyring"] is None
     tokens = _tokens(home)
     assert tokens.expires_at is not None
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tokens.expires_at))

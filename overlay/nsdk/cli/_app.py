@@ -1,9 +1,11 @@
 """The ``nsdk`` command group: login, status, me, token, logout, and ``api`` (``_api.py``).
 
 Each command imports the parts of nsdk it uses when it runs (``status`` never loads the HTTP
-stack). The session of a profile is one ``FileTokenStore``, so any number of ``nsdk`` processes
-share it: one refresh per expiry whoever notices it first, and a refused refresh signs every one
-of them out. Errors are nsdk's own, reported by ``_output.report`` with an exit code.
+stack). The session of a profile is one ``FileTokenStore`` (its record in the OS keyring
+instead of the file when ``nsdk login`` found a real one: ``_keyring.py``), so any number of
+``nsdk`` processes share it: one refresh per expiry whoever notices it first, and a refused
+refresh signs every one of them out. Errors are nsdk's own, reported by ``_output.report`` with
+an exit code.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ if TYPE_CHECKING:
     from .._file_store import FileTokenStore
     from .._retry import RetryPolicy
     from .._tokens import StoredSession
+    from ._keyring import Backend
 
 BASE_URL_ENV = "NSDK_API_BASE_URL"  # the same variable nsdk.Client reads (nsdk.BASE_URL_ENV)
+STORAGE_ENV = "NSDK_STORAGE"  # login's --storage
+KEYRING_TIMEOUT_ENV = "NSDK_KEYRING_TIMEOUT"  # _keyring.TIMEOUT_ENV, without importing it
 
 #: The access token is refreshed this long before its ``exp`` (capped at half its lifetime),
 #: the client's default ``refresh_leeway``: ``nsdk token`` never prints a token about to expire.
@@ -39,6 +44,8 @@ _EPILOG = (
     + f"\n\n\b\nEnvironment:\n  {BASE_URL_ENV:<20} the API's base URL (like --base-url)"
     + f"\n  {PROFILE_ENV:<20} the profile (like --profile)"
     + f"\n  {CONFIG_DIR_ENV:<20} the configuration directory (default: the user config dir)"
+    + f"\n  {STORAGE_ENV:<20} where login keeps the session (like login --storage)"
+    + f"\n  {KEYRING_TIMEOUT_ENV:<20} seconds an OS keyring call may take (default 5)"
 )
 
 
@@ -56,11 +63,59 @@ class State:
             self._record = self.profile.read_record()
         return self._record
 
+    def forget_record(self) -> None:
+        """Remove the profile record (and forget what was read of it)."""
+        self.profile.remove_record()
+        self._record = {}
+
     def store(self) -> FileTokenStore:
-        """The profile's session store."""
+        """The profile's session store: where its record says ``nsdk login`` put the session.
+
+        Raises:
+            ProfileError: The profile record is unreadable.
+            TokenStoreUnavailableError: The session is in an OS keyring not usable now.
+        """
+        record = self.record()
+        if record.get("storage") == "keyring":
+            return self.keyring_store(record.get("keyring_backend", ""))
+        return self.file_store()
+
+    def file_store(self) -> FileTokenStore:
+        """The profile's session file."""
         from .._file_store import FileTokenStore
 
         return FileTokenStore(self.profile.session_path)
+
+    def keyring_store(self, name: str, backend: Backend | None = None) -> FileTokenStore:
+        """The profile's session in the OS keyring called ``name`` (found and probed if needed).
+
+        Raises:
+            TokenStoreUnavailableError: That keyring is not here, or does not answer in time.
+        """
+        from .._errors import TokenStoreUnavailableError
+        from . import _keyring
+
+        seconds = _keyring.timeout()
+        if backend is None:
+            try:
+                backend = _keyring.backend_named(name, seconds)
+            except _keyring.KeyringUnusable as exc:
+                where = f"OS keyring ({name})"
+                raise TokenStoreUnavailableError(
+                    f"{where}: profile {self.profile.name!r} keeps its session there, but: "
+                    f"{exc}; `nsdk --profile {self.profile.name} logout` forgets it here",
+                    store=where,
+                ) from None
+        return _keyring.KeyringTokenStore(self.profile, backend, call_timeout=seconds)
+
+    def clear(self, store: FileTokenStore) -> None:
+        """Remove the stored session itself (a file, or a keyring item), not just its tokens."""
+        from ._keyring import KeyringTokenStore
+
+        if isinstance(store, KeyringTokenStore):
+            store.delete()
+        else:
+            self.profile.session_path.unlink(missing_ok=True)
 
     def base_url_for(self, stored: StoredSession | None) -> str:
         """The base URL to call: the session's own while signed in, else the one given.
@@ -211,30 +266,92 @@ def cli(ctx: click.Context, profile: str, base_url: str | None, verbose: bool) -
         raise click.BadParameter(str(exc), param_hint="--profile") from None
 
 
+def _choose_store(state: State, storage: str) -> tuple[FileTokenStore, str, str | None]:
+    """Where ``login`` keeps the session: (store, "keyring" or "file", keyring backend name).
+
+    ``auto`` takes the OS keyring when a real one answers, else the file (saying why on stderr
+    when keyring is installed but not usable); ``keyring`` insists, ``file`` never asks.
+
+    Raises:
+        click.UsageError: ``keyring`` was asked for and there is none usable.
+    """
+    if storage == "file":
+        return state.file_store(), "file", None
+    from . import _keyring
+
+    try:
+        backend = _keyring.find_backend(_keyring.timeout())
+    except _keyring.KeyringUnusable as exc:
+        if storage == "keyring":
+            raise click.UsageError(f"--storage keyring: {exc}") from None
+        import importlib.util
+
+        if importlib.util.find_spec("keyring") is not None:
+            _output.note(f"OS keyring not used ({exc}); the session goes in a 0600 file")
+        return state.file_store(), "file", None
+    return state.keyring_store(backend.name, backend), "keyring", backend.name
+
+
+def _forget_previous(state: State, previous: dict[str, str], storage: str) -> None:
+    """Remove a session the profile kept elsewhere before this sign-in (file or keyring)."""
+    if previous.get("storage", "file") == storage:
+        return
+    if storage == "keyring":
+        state.profile.session_path.unlink(missing_ok=True)
+        return
+    from .._errors import TokenStoreError
+
+    try:
+        state.clear(state.keyring_store(previous.get("keyring_backend", "")))
+    except TokenStoreError as exc:  # not reachable now: say so, the new session is elsewhere
+        _output.note(f"{exc.store}: could not remove the earlier session there ({exc})")
+
+
 @cli.command()
 @click.option("--email", metavar="EMAIL", help="The account's email (prompted for on a terminal).")
 @click.option(
     "--password-stdin",
     is_flag=True,
     help="Read the password from the first line of stdin (scripts); else a prompt that does "
-    "not echo. There is no --password option: it would show in the process list and history.",
+    "not echo. A password is never an option's value: it would show in the process list and "
+    "the shell history.",
+)
+@click.option(
+    "--storage",
+    type=click.Choice(["auto", "keyring", "file"]),
+    default="auto",
+    show_default=True,
+    envvar=STORAGE_ENV,
+    help="Where to keep the session: the OS keyring (needs nsdk[keyring] and a real keyring: "
+    "Secret Service, Keychain, Credential Locker), a 0600 file in the profile directory, or "
+    "auto: the keyring when one answers, else the file.",
 )
 @click.pass_obj
-def login(state: State, email: str | None, password_stdin: bool) -> int:
+def login(state: State, email: str | None, password_stdin: bool, storage: str) -> int:
     """Sign in, verify the session with `me`, and keep it for later commands."""
     base_url = state.base_url_for(None)
+    try:
+        previous = state.record()
+    except ProfileError:
+        previous = {}  # replaced below
     if email is None:
         if password_stdin or not sys.stdin.isatty():
             raise click.UsageError("--email is required when stdin is not a terminal")
         email = click.prompt("Email", err=True)
     password = read_secret("Password", from_stdin=password_stdin, stdin_flag="--password-stdin")
-    store = state.store()
+    store, kind, backend = _choose_store(state, storage)
+    _forget_previous(state, previous, kind)
     with state.client(store, base_url) as client:
         session = client.login(email=email, password=password)
         del password
         url = str(client.base_url)
     state.profile.write_record(
-        base_url=url, email=session.email, user_id=session.user_id, tenant_id=session.tenant_id
+        base_url=url,
+        email=session.email,
+        user_id=session.user_id,
+        tenant_id=session.tenant_id,
+        storage=kind,
+        keyring_backend=backend,
     )
     click.echo(
         f"Signed in to {url} as {session.email} (user {session.user_id}, tenant "
@@ -252,9 +369,13 @@ def status(state: State, as_json: bool) -> int:
     Reads the local session only (no request). Exit 0 when signed in, 4 when not signed in or
     the session expired. Never prints a token.
     """
-    stored = state.store().read()
+    store = state.store()
+    stored = store.read()
     record = state.record() if stored.tokens is not None else {}
     tokens = stored.tokens
+    from ._keyring import SERVICE, KeyringTokenStore
+
+    in_keyring = isinstance(store, KeyringTokenStore)
     now = time.time()
     if tokens is not None:
         kind = "signed_in"
@@ -274,8 +395,11 @@ def status(state: State, as_json: bool) -> int:
         "signed_in_at": record.get("signed_in_at"),
         "access_token_expires_at": _iso(expires_at),
         "access_token_expired": None if expires_at is None else now >= expires_at,
-        "storage": "file",
-        "session_file": str(state.profile.session_path),
+        "storage": "keyring" if in_keyring else "file",
+        "session_file": None if in_keyring else str(state.profile.session_path),
+        "keyring": {"backend": store.backend.name, "service": SERVICE, "account": store.account}
+        if isinstance(store, KeyringTokenStore)
+        else None,
     }
     if as_json:
         _json_out(info)
@@ -305,7 +429,13 @@ def status(state: State, as_json: bool) -> int:
                     f"Token:    access token expired at {_iso(expires_at)} ({ago} ago); the next "
                     "command refreshes it"
                 )
-        click.echo(f"Stored:   file {state.profile.session_path}")
+        if isinstance(store, KeyringTokenStore):
+            click.echo(
+                f"Stored:   OS keyring ({store.backend.name}): service {SERVICE}, account "
+                f"{store.account}"
+            )
+        else:
+            click.echo(f"Stored:   file {state.profile.session_path}")
     if tokens is None:
         _output.note(f"sign in with `{_output.login_command(state.profile.name)}`")
         return AUTH_REQUIRED
@@ -366,17 +496,27 @@ def logout(state: State) -> int:
     Idempotent: without a session it says so and exits 0. When the server cannot be told (down,
     unreachable), the local session is cleared all the same, with a warning.
     """
-    from .._errors import TokenStoreCorruptError, TokenStoreKeyError
+    from .._errors import TokenStoreCorruptError, TokenStoreKeyError, TokenStoreUnavailableError
     from .._retry import RetryPolicy
+    from ._keyring import KeyringTokenStore
 
-    store = state.store()
+    try:
+        store = state.store()
+    except ProfileError as exc:  # where the session is stays unknown: the file, if any
+        _output.note(f"{exc}; removing it")
+        state.forget_record()
+        store = state.file_store()
+    except TokenStoreUnavailableError as exc:  # a keyring not usable now: forget it here
+        state.profile.remove_record()
+        _output.note(f"{exc}; signed out here, the keyring item was left as it was")
+        return OK
     try:
         stored = store.read()
     except (TokenStoreCorruptError, TokenStoreKeyError) as exc:
         # Unreadable, so nothing to tell the server: signing out here means removing it.
-        state.profile.session_path.unlink(missing_ok=True)
+        state.clear(store)
         state.profile.remove_record()
-        _output.note(f"{exc.store}: the session file could not be read; removed it")
+        _output.note(f"{exc.store}: the stored session could not be read; removed it")
         return OK
     if stored.tokens is None:
         state.profile.remove_record()
@@ -399,6 +539,11 @@ def logout(state: State) -> int:
     with state.client(store, recorded, retry=quick, timeout=5.0) as client:
         confirmed = client.logout()  # clears the session whatever the answer
     state.profile.remove_record()
+    if isinstance(store, KeyringTokenStore):  # leave no nsdk item behind in the user's keyring
+        try:
+            state.clear(store)
+        except TokenStoreUnavailableError as exc:
+            _output.note(f"{exc}; the item holds no token any more")
     if confirmed:
         click.echo(f"Signed out of {recorded} (profile {state.profile.name})")
     else:

@@ -29,7 +29,11 @@ EXIT_CODES = (
     (OK, "success"),
     (API_ERROR, "the API answered an error or the network failed (the message has the request_id)"),
     (USAGE, "usage: a wrong option or argument, no password source, no base URL"),
-    (LOCAL_STATE, "the local session cannot be used: session file corrupt, open to others, busy"),
+    (
+        LOCAL_STATE,
+        "the local session cannot be used: session file corrupt, open to others, busy; "
+        "OS keyring locked or not answering",
+    ),
     (AUTH_REQUIRED, "authentication required: not signed in, session expired, wrong credentials"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
 )

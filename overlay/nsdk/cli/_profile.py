@@ -4,7 +4,9 @@ Layout, under ``$NSDK_CONFIG_DIR`` or else the platform's user config directory
 (``$XDG_CONFIG_HOME/nsdk`` or ``~/.config/nsdk`` on Linux, as ``click.get_app_dir`` says)::
 
     profiles/<name>/session.json    the FileTokenStore of the profile (0600, directory 0700)
-    profiles/<name>/profile.json    what ``status`` shows: base URL, email, user, tenant (0600)
+    profiles/<name>/profile.json    what ``status`` shows: base URL, email, user, tenant, and
+                                    where the session is stored (0600)
+    profiles/<name>/session.lock    the locks of a session kept in the OS keyring (``_keyring``)
 
 The profile record holds no secret; it is written like the session file (a temporary file in the
 same directory, created 0600 whatever the umask, fsync, ``os.replace``). Nothing here imports
@@ -33,7 +35,15 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FORMAT = "nsdk-cli-profile"
 _VERSION = 1
 #: The fields of the profile record (all optional strings).
-FIELDS = ("base_url", "email", "user_id", "tenant_id", "signed_in_at")
+FIELDS = (
+    "base_url",
+    "email",
+    "user_id",
+    "tenant_id",
+    "signed_in_at",
+    "storage",  # where the session is: "file" (absent in older records) or "keyring"
+    "keyring_backend",  # the OS keyring's backend name, for "keyring"
+)
 
 
 class ProfileError(Exception):

@@ -1,0 +1,198 @@
+"""The session in a real OS keyring: GNOME Keyring's Secret Service on a private session bus.
+
+Each test that needs a keyring starts its own ``dbus-daemon`` (a session bus on a socket in the
+test's ``XDG_RUNTIME_DIR``) and ``gnome-keyring-daemon`` (its login keyring created and unlocked
+in the test's ``XDG_DATA_HOME``), and gives the bus to the ``nsdk`` processes; the user's own
+keyring is never reached (the ``home`` fixture drops the outside bus). The tokens the keyring
+holds after each command go to the secret ledger, as the session file's do, so the suite-wide
+scan proves none leaked into any output.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import nsdk
+import pytest
+from nsdk_server.testing import ServerHandle
+
+if TYPE_CHECKING:
+    from conftest import Home, KeyringHome, Result  # tests/cli/conftest.py
+
+EMAIL = "user@example.com"
+BACKEND = "SecretService Keyring"
+ME = f"{EMAIL} (user 1005, tenant 2001)\n"
+
+
+def _status(home: Home) -> tuple[int, dict[str, Any]]:
+    result = home.run("status", "--json")
+    return result.code, json.loads(result.out)
+
+
+def _profile_files_hold_no_token(home: KeyringHome, tokens: nsdk.Tokens) -> None:
+    for path in home.profile_dir().iterdir():
+        data = path.read_bytes()
+        assert (
+            tokens.access_token.encode() not in data and tokens.refresh_token.encode() not in data
+        )
+
+
+def test_login_keeps_the_session_in_the_keyring(
+    keyring_home: KeyringHome, server: ServerHandle
+) -> None:
+    """Login, status, me, token, a refresh and logout with the session in the OS keyring."""
+    home = keyring_home
+    login = home.login(server)
+    assert "keyring not used" not in login.err
+    assert not home.session_file().exists()  # no session file: the keyring holds it
+    tokens = home.keyring_store().read().tokens
+    assert tokens is not None
+    assert json.loads(home.item() or "")["tokens"]["refresh_token"] == tokens.refresh_token
+    _profile_files_hold_no_token(home, tokens)
+
+    code, data = _status(home)
+    assert (code, data["storage"], data["session_file"]) == (0, "keyring", None)
+    account = str(home.profile_dir())
+    assert data["keyring"] == {"backend": BACKEND, "service": "nsdk", "account": account}
+    human = home.run("status")
+    assert f"Stored:   OS keyring ({BACKEND}): service nsdk, account {account}" in human.out
+
+    assert (home.run("me").out, home.run("token").out) == (ME, tokens.access_token + "\n")
+
+    home.expire_access_token()  # in the keyring: the next command refreshes first
+    server.reset_stats()
+    assert home.run("me").out == ME
+    stats = server.stats()
+    assert (stats["refresh_requests"], stats["refresh_presented_max"]) == (1, 1)
+    rotated = home.keyring_store().read().tokens
+    assert rotated is not None and rotated.refresh_token != tokens.refresh_token
+
+    out = home.run("logout")
+    assert (out.code, out.out) == (0, f"Signed out of {server.base_url} (profile default)\n")
+    assert home.item() is None  # nothing of nsdk's left in the user's keyring
+    assert _status(home)[0] == 4
+    assert server.stats()["logouts"] == 1
+
+
+def test_sixteen_processes_share_one_keyring_session(
+    keyring_home: KeyringHome, server: ServerHandle
+) -> None:
+    """16 `nsdk me` at once on an expired token in the keyring: 1 refresh, 0 replays, 16 ok."""
+    home = keyring_home
+    home.login(server)
+    home.expire_access_token()
+    server.reset_stats()
+    procs = [home.popen("me", stdin=subprocess.DEVNULL) for _ in range(16)]
+    results = [home.finish(("me",), p) for p in procs]
+    assert [r.code for r in results] == [0] * 16, [r.err for r in results if r.code]
+    assert {r.out for r in results} == {ME}
+    stats = server.stats()
+    assert stats["refresh_requests"] == 1 and stats["refresh_ok"] == 1
+    assert stats["replays"] == 0 and stats["families_revoked"] == 0
+    assert stats["refresh_presented_max"] == 1
+    assert stats["requests"]["me"] == 16
+
+
+def test_storage_moves_between_file_and_keyring(
+    keyring_home: KeyringHome, server: ServerHandle
+) -> None:
+    """`--storage file` keeps the file; signing in again elsewhere removes the earlier copy."""
+    home = keyring_home
+    assert _login(home, server, "--storage", "file").code == 0
+    assert home.session_file().exists() and home.item() is None
+    assert _status(home)[1]["storage"] == "file"
+
+    home.login(server)  # auto: the keyring answers
+    assert not home.session_file().exists() and home.item() is not None
+    assert _status(home)[1]["storage"] == "keyring"
+
+    assert _login(home, server, "--storage", "file").code == 0
+    assert home.session_file().exists() and home.item() is None
+    assert home.run("me").out == ME
+
+
+def test_keyring_gone_after_login(keyring_home: KeyringHome, server: ServerHandle) -> None:
+    """The keyring gone (daemon and bus stopped): exit 3 saying where; logout forgets it here."""
+    home = keyring_home
+    home.login(server)
+    home.stop_keyring()
+    for args in (("me",), ("status",), ("token",)):
+        result = home.run(*args)
+        assert result.code == 3, result
+        assert "OS keyring (SecretService Keyring)" in result.err and "logout" in result.err
+        assert "Traceback" not in result.err and result.out == ""
+    out = home.run("logout")
+    assert out.code == 0 and "signed out here" in out.err
+    assert home.run("status").code == 4
+    assert server.stats()["requests"]["logout"] == 0  # the tokens were out of reach
+
+
+def test_without_a_usable_keyring_the_file_is_used(home: Home, server: ServerHandle) -> None:
+    """No session bus: auto takes the 0600 file and says why; --storage keyring is refused."""
+    login = home.login(server)
+    assert "OS keyring not used" in login.err and "0600 file" in login.err
+    assert home.session_file().exists()
+    assert _status(home)[1]["storage"] == "file"
+    insist = _login(home, server, "--storage", "keyring")
+    assert insist.code == 2 and "--storage keyring: no OS keyring here" in insist.err
+    assert "Traceback" not in insist.err
+    assert home.run("me").out == ME  # the file session is untouched
+
+
+@pytest.mark.parametrize(
+    "backend", ["keyring.backends.null.Keyring", "keyring.backends.fail.Keyring"]
+)
+def test_weak_backends_are_refused(home: Home, server: ServerHandle, backend: str) -> None:
+    """keyring's null and fail backends (chosen by PYTHON_KEYRING_BACKEND) are never used."""
+    env = {**home.env, "PYTHON_KEYRING_BACKEND": backend}
+    insist = _login(home, server, "--storage", "keyring", env=env)
+    assert insist.code == 2 and "store nothing or store in plain files" in insist.err
+    auto = _login(home, server, env=env)
+    assert auto.code == 0 and home.session_file().exists()
+
+
+def test_a_hanging_keyring_is_given_up_on(home: Home, server: ServerHandle, tmp_path: Path) -> None:
+    """A backend that never answers: bounded by NSDK_KEYRING_TIMEOUT, then the file (auto)."""
+    (tmp_path / "hanging_keyring.py").write_text(
+        textwrap.dedent(
+            """
+            import threading
+            from keyring.backend import KeyringBackend
+
+            class Keyring(KeyringBackend):
+                priority = 1
+                def get_password(self, service, username):
+                    threading.Event().wait()  # as a D-Bus call that never returns
+                def set_password(self, service, username, password):
+                    threading.Event().wait()
+                def delete_password(self, service, username):
+                    threading.Event().wait()
+            """
+        )
+    )
+    env = {
+        **home.env,
+        "PYTHONPATH": str(tmp_path),
+        "PYTHON_KEYRING_BACKEND": "hanging_keyring.Keyring",
+        "NSDK_KEYRING_TIMEOUT": "0.5",
+    }
+    insist = _login(home, server, "--storage", "keyring", env=env)
+    assert insist.code == 2 and "did not answer within 0.5 s" in insist.err
+    auto = _login(home, server, env=env)
+    assert auto.code == 0 and "did not answer within 0.5 s" in auto.err
+    assert home.session_file().exists() and home.run("me", env=env).out == ME
+    bad = _login(home, server, "--storage", "keyring", env={**env, "NSDK_KEYRING_TIMEOUT": "x"})
+    assert bad.code == 2 and "NSDK_KEYRING_TIMEOUT must be a positive number" in bad.err
+
+
+def _login(
+    home: Home, server: ServerHandle, *extra: str, env: dict[str, str] | None = None
+) -> Result:
+    return home.run(
+        "--base-url", server.base_url, "login", "--email", EMAIL, "--password-stdin", *extra,
+        stdin="demo-password\n", env=env or home.env,
+    )  # fmt: skip

@@ -7,3 +7,5 @@ paid by the first client for its ``User-Agent``).
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -203,9 +203,10 @@ class KeyringHome(Home):
         super()._note_secrets()
         if all(d.poll() is None for d in self.daemons):  # the keyring still answers
             for directory in self.config.glob("profiles/*"):
-                tokens = self.keyring_store(directory.name).read().tokens
-                if tokens is not None:
-                    LEDGER.tokens(tokens)
+                with contextlib.suppress(Exception):  # a corrupt item holds no token to note
+                    tokens = self.keyring_store(directory.name).read().tokens
+                    if tokens is not None:
+                        LEDGER.tokens(tokens)
 
     def stop_keyring(self) -> None:
         """Stop the keyring daemon and the bus (as when the desktop session ends)."""

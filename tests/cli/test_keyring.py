@@ -196,3 +196,20 @@ def _login(
         "--base-url", server.base_url, "login", "--email", EMAIL, "--password-stdin", *extra,
         stdin="demo-password\n", env=env or home.env,
     )  # fmt: skip
+
+
+def test_corrupt_keyring_item(keyring_home: KeyringHome, server: ServerHandle) -> None:
+    """An item that is not a session: exit 3 naming the item; logout removes it."""
+    from nsdk.cli._keyring import SERVICE
+
+    home = keyring_home
+    home.login(server)
+    store = home.keyring_store()
+    store.backend.set_password(SERVICE, store.account, "{not a session")
+    me = home.run("me")
+    assert me.code == 3 and "Traceback" not in me.err and me.out == ""
+    where = f"OS keyring ({BACKEND}), service nsdk, account {store.account}"
+    assert f"{where}: the item is not valid JSON" in me.err and "logout" in me.err
+    out = home.run("logout")
+    assert out.code == 0 and "could not be read; removed it" in out.err
+    assert home.item() is None and home.run("status").code == 4

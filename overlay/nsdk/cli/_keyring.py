@@ -178,7 +178,7 @@ class KeyringTokenStore(FileTokenStore):
         self.backend = backend
         self.account = str(profile.directory)
         self.call_timeout = call_timeout
-        self._where = f"OS keyring ({backend.name}) item {SERVICE}/{self.account}"
+        self._where = f"OS keyring ({backend.name}), service {SERVICE}, account {self.account}"
         self._context = b"nsdk-keyring:" + os.fsencode(self.account)
 
     def __repr__(self) -> str:
@@ -194,7 +194,9 @@ class KeyringTokenStore(FileTokenStore):
         )
         if raw is None:
             return StoredSession()
-        return open_session(raw.encode("utf-8"), None, self._context, self._where, _REMEDY)
+        return open_session(
+            raw.encode("utf-8"), None, self._context, self._where, _REMEDY, "the item"
+        )
 
     def _replace(self, data: bytes) -> None:
         text = data.decode("utf-8")  # the session JSON: a keyring stores text

@@ -114,6 +114,12 @@ def test_storage_moves_between_file_and_keyring(
     assert home.session_file().exists() and home.item() is None
     assert home.run("me").out == ME
 
+    wrong = home.run(
+        "login", "--email", EMAIL, "--password-stdin", stdin="wrong-password\n"
+    )  # auto would move it to the keyring, but the sign-in fails: the file session stays
+    assert wrong.code == 4 and home.item() is None
+    assert _status(home)[1]["storage"] == "file" and home.run("me").out == ME
+
 
 def test_keyring_gone_after_login(keyring_home: KeyringHome, server: ServerHandle) -> None:
     """The keyring gone (daemon and bus stopped): exit 3 saying where; logout forgets it here."""

@@ -340,11 +340,11 @@ def login(state: State, email: str | None, password_stdin: bool, storage: str) -
         email = click.prompt("Email", err=True)
     password = read_secret("Password", from_stdin=password_stdin, stdin_flag="--password-stdin")
     store, kind, backend = _choose_store(state, storage)
-    _forget_previous(state, previous, kind)
     with state.client(store, base_url) as client:
         session = client.login(email=email, password=password)
         del password
         url = str(client.base_url)
+    _forget_previous(state, previous, kind)  # only now: a failed sign-in keeps the old session
     state.profile.write_record(
         base_url=url,
         email=session.email,

@@ -134,7 +134,10 @@ def mutation(session: nox.Session) -> None:
     """Mutation testing (mutmut) of the decision cores and the store code; not in the default run.
 
     Prints the score per module and every surviving mutant (file, line, change); see
-    mutation/run.py. Arguments go to it: ``nox -s mutation -- _transport --fast-only``.
+    mutation/run.py. By default incremental (verdicts kept in .mutation/ for unchanged
+    functions) and bounded to 240 s of testing: what is left is reported as not tested, and the
+    next run goes on from there. ``nox -s mutation -- --full`` is the cold run of every mutant
+    (11-13 minutes on 2 cores); other arguments: ``-- _transport --fast-only --budget 600``.
     No nsdk wheel here: the tests must import mutmut's mutated copy of the sources.
     """
     session.install(*_group("mutation"))

@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import os
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -357,3 +359,20 @@ async def signed_in(make: Callable[..., Driver], server: FakeServer) -> Driver:
     await drv.login()
     server.calls.clear()
     return drv
+
+
+@pytest.fixture
+def new_york() -> Iterator[None]:
+    """The process's local zone set to America/New_York (UTC-5 in November), then restored."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        assert time.localtime(0).tm_hour == 19  # the zone really applies (1969-12-31 19:00)
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()

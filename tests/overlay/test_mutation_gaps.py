@@ -14,10 +14,9 @@ None)``.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -222,23 +221,6 @@ def test_plain_http_407_is_chained_to_the_request_it_refused(kind: str):
     assert isinstance(cause, httpx.ProxyError)
     assert str(cause) == "407 Proxy Authentication Required"
     assert (cause.request.method, str(cause.request.url)) == ("GET", url)
-
-
-@pytest.fixture
-def new_york() -> Iterator[None]:
-    """The process's local zone set to America/New_York (UTC-5 in November), then restored."""
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = "America/New_York"
-    time.tzset()
-    try:
-        assert time.localtime(0).tm_hour == 19  # the zone really applies (1969-12-31 19:00)
-        yield
-    finally:
-        if saved is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = saved
-        time.tzset()
 
 
 async def test_asctime_retry_after_is_waited_as_gmt_in_another_zone(

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -123,23 +121,6 @@ def test_may_retry_status():
 
 
 # --- Retry-After -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def new_york() -> Iterator[None]:
-    """The process's local zone set to America/New_York (UTC-5 in November), then restored."""
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = "America/New_York"
-    time.tzset()
-    try:
-        assert time.localtime(0).tm_hour == 19  # the zone really applies (1969-12-31 19:00)
-        yield
-    finally:
-        if saved is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = saved
-        time.tzset()
 
 
 # 1994-11-06 08:49:37 GMT, RFC 9110's example date, as a Unix time.

@@ -90,18 +90,22 @@ class Home:
         """``NSDK_CONFIG_DIR``."""
         return Path(self.env["NSDK_CONFIG_DIR"])
 
+    def profile_dir(self, profile: str = "default") -> Path:
+        """The profile's directory (session file or lock files, profile record)."""
+        return self.config / "profiles" / profile
+
     def session_file(self, profile: str = "default") -> Path:
         """The profile's session file."""
-        return self.config / "profiles" / profile / "session.json"
+        return self.profile_dir(profile) / "session.json"
 
     def store(self, profile: str = "default") -> nsdk.FileTokenStore:
         """The profile's store, opened from this (test) process."""
         return nsdk.FileTokenStore(self.session_file(profile))
 
     def _note_secrets(self) -> None:
-        for path in self.config.glob("profiles/*/session.json"):
-            with contextlib.suppress(Exception):
-                tokens = nsdk.FileTokenStore(path).read().tokens  # Tokens -> the ledger
+        for directory in self.config.glob("profiles/*"):
+            with contextlib.suppress(Exception):  # a corrupt session holds no token to note
+                tokens = self.store(directory.name).read().tokens  # Tokens -> the ledger
                 if tokens is not None:
                     LEDGER.tokens(tokens)
 
@@ -164,17 +168,27 @@ class Home:
         assert store.compare_and_set(stored.generation, stored.successor(expired))
         return expired
 
+    def sixteen_me_share_one_refresh(self, server: ServerHandle, expected_out: str) -> None:
+        """Expire the stored access token, run 16 `nsdk me` at once; assert 1 refresh, 0 replays."""
+        self.expire_access_token()
+        server.reset_stats()
+        procs = [self.popen("me", stdin=subprocess.DEVNULL) for _ in range(16)]
+        results = [self.finish(("me",), p) for p in procs]
+        assert [r.code for r in results] == [0] * 16, [r.err for r in results if r.code]
+        assert {r.out for r in results} == {expected_out}
+        stats = server.stats()
+        assert stats["refresh_requests"] == 1
+        assert stats["refresh_ok"] == 1
+        assert stats["replays"] == 0 and stats["families_revoked"] == 0
+        assert stats["refresh_presented_max"] == 1
+        assert stats["requests"]["me"] == 16
+
 
 @dataclass
 class KeyringHome(Home):
     """A ``Home`` whose processes share a private Secret Service."""
 
-    address: str = ""
     daemons: list[subprocess.Popen[str]] = field(default_factory=list)
-
-    def profile_dir(self, profile: str = "default") -> Path:
-        """The profile's directory (its record and lock files)."""
-        return self.config / "profiles" / profile
 
     def keyring_store(self, profile: str = "default") -> KeyringTokenStore:
         """The profile's keyring store, opened from this (test) process."""
@@ -187,8 +201,9 @@ class KeyringHome(Home):
         return KeyringTokenStore(found, Keyring(), call_timeout=10.0)
 
     def store(self, profile: str = "default") -> nsdk.FileTokenStore:
-        """The profile's session where ``nsdk login`` put it: the keyring, unless in a file."""
-        if self.session_file(profile).exists():
+        """The profile's session: the keyring, unless in a file (or the keyring was stopped)."""
+        alive = all(d.poll() is None for d in self.daemons)
+        if self.session_file(profile).exists() or not alive:
             return super().store(profile)
         return self.keyring_store(profile)
 
@@ -198,15 +213,6 @@ class KeyringHome(Home):
 
         store = self.keyring_store(profile)
         return store.backend.get_password(SERVICE, store.account)
-
-    def _note_secrets(self) -> None:
-        super()._note_secrets()
-        if all(d.poll() is None for d in self.daemons):  # the keyring still answers
-            for directory in self.config.glob("profiles/*"):
-                with contextlib.suppress(Exception):  # a corrupt item holds no token to note
-                    tokens = self.keyring_store(directory.name).read().tokens
-                    if tokens is not None:
-                        LEDGER.tokens(tokens)
 
     def stop_keyring(self) -> None:
         """Stop the keyring daemon and the bus (as when the desktop session ends)."""
@@ -259,7 +265,7 @@ def keyring_home(home: Home, monkeypatch: pytest.MonkeyPatch) -> Iterator[Keyrin
     daemon.stdin.write("keyring-test-password")  # the new login keyring's password
     daemon.stdin.close()
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)  # this process's keyring calls
-    keyed = KeyringHome(home.root, env, address=address, daemons=[bus, daemon])
+    keyed = KeyringHome(home.root, env, daemons=[bus, daemon])
     try:
         for _ in range(200):  # until the Secret Service is on the bus (a few hundred ms)
             try:

@@ -327,18 +327,7 @@ def test_default_config_dir_follows_xdg(home: Home, server: ServerHandle) -> Non
 def test_sixteen_processes_on_an_expired_token(home: Home, server: ServerHandle) -> None:
     """16 `nsdk me` at once on an expired token: one refresh at the server, 0 replays, 16 ok."""
     home.login(server)
-    home.expire_access_token()
-    server.reset_stats()
-    procs = [home.popen("me", stdin=subprocess.DEVNULL) for _ in range(16)]
-    results = [home.finish(("me",), p) for p in procs]
-    assert [r.code for r in results] == [0] * 16, [r.err for r in results if r.code]
-    assert {r.out for r in results} == {f"{EMAIL} (user 1005, tenant 2001)\n"}
-    stats = server.stats()
-    assert stats["refresh_requests"] == 1
-    assert stats["refresh_ok"] == 1
-    assert stats["replays"] == 0 and stats["families_revoked"] == 0
-    assert stats["refresh_presented_max"] == 1
-    assert stats["requests"]["me"] == 16
+    home.sixteen_me_share_one_refresh(server, f"{EMAIL} (user 1005, tenant 2001)\n")
 
 
 def test_python_m_nsdk_and_missing_extra(home: Home) -> None:

@@ -11,7 +11,6 @@ scan proves none leaked into any output.
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,19 +81,9 @@ def test_sixteen_processes_share_one_keyring_session(
     keyring_home: KeyringHome, server: ServerHandle
 ) -> None:
     """16 `nsdk me` at once on an expired token in the keyring: 1 refresh, 0 replays, 16 ok."""
-    home = keyring_home
-    home.login(server)
-    home.expire_access_token()
-    server.reset_stats()
-    procs = [home.popen("me", stdin=subprocess.DEVNULL) for _ in range(16)]
-    results = [home.finish(("me",), p) for p in procs]
-    assert [r.code for r in results] == [0] * 16, [r.err for r in results if r.code]
-    assert {r.out for r in results} == {ME}
-    stats = server.stats()
-    assert stats["refresh_requests"] == 1 and stats["refresh_ok"] == 1
-    assert stats["replays"] == 0 and stats["families_revoked"] == 0
-    assert stats["refresh_presented_max"] == 1
-    assert stats["requests"]["me"] == 16
+    keyring_home.login(server)
+    assert not keyring_home.session_file().exists()  # the herd reads and writes the keyring
+    keyring_home.sixteen_me_share_one_refresh(server, ME)
 
 
 def test_storage_moves_between_file_and_keyring(

@@ -271,11 +271,15 @@ class Driver:
             return await me_op.asyncio_detailed(client=self.client.api)
         return me_op.sync_detailed(client=self.client.api)
 
-    async def raw_get(self, url: str) -> httpx.Response:
-        """A request built by hand on the generated layer's httpx client."""
+    async def raw(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A request built by hand on the generated layer's httpx client (sync or async)."""
         if self.is_async:
-            return await self.client.api.get_async_httpx_client().get(url)
-        return self.client.api.get_httpx_client().get(url)
+            return await self.client.api.get_async_httpx_client().request(method, url, **kwargs)
+        return self.client.api.get_httpx_client().request(method, url, **kwargs)
+
+    async def raw_get(self, url: str) -> httpx.Response:
+        """``raw("GET", url)``."""
+        return await self.raw("GET", url)
 
     @property
     def state(self) -> nsdk.SessionState:

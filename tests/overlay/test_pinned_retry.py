@@ -235,11 +235,7 @@ async def test_unknown_put_through_client_api_is_resent(
 ):
     """A hand-built PUT to our origin that the spec does not know: resent after a 503."""
     server.script("/api/things/1", 503)
-    http = signed_in.client.api
-    if signed_in.is_async:
-        response = await http.get_async_httpx_client().put(f"{BASE_URL}/api/things/1")
-    else:
-        response = http.get_httpx_client().put(f"{BASE_URL}/api/things/1")
+    response = await signed_in.raw("PUT", f"{BASE_URL}/api/things/1")
     assert response.status_code == 404  # the fake server's answer to a path it does not know
     assert [(c.method, c.path) for c in server.calls] == [("PUT", "/api/things/1")] * 2
     assert sleeps == [0.125]
@@ -250,11 +246,7 @@ async def test_unknown_post_through_client_api_is_not_resent(
 ):
     """A hand-built POST the spec does not know: its 503 goes to the caller, nothing resent."""
     server.script("/api/things", 503)
-    http = signed_in.client.api
-    if signed_in.is_async:
-        response = await http.get_async_httpx_client().post(f"{BASE_URL}/api/things")
-    else:
-        response = http.get_httpx_client().post(f"{BASE_URL}/api/things")
+    response = await signed_in.raw("POST", f"{BASE_URL}/api/things")
     assert response.status_code == 503
     assert [(c.method, c.path) for c in server.calls] == [("POST", "/api/things")]
     assert sleeps == []

@@ -322,11 +322,7 @@ async def test_resend_to_another_origin_keeps_the_callers_authorization(
     url = "https://other.example.com/api/things"
     server.script(url, 503)
     headers = {"Authorization": "Bearer theirs"}
-    http = signed_in.client.api
-    if signed_in.is_async:
-        await http.get_async_httpx_client().get(url, headers=headers)
-    else:
-        http.get_httpx_client().get(url, headers=headers)
+    await signed_in.raw("GET", url, headers=headers)
     assert [c.authorization for c in server.calls] == ["Bearer theirs", "Bearer theirs"]
     assert sleeps == [0.125]
 

@@ -209,10 +209,11 @@ class KeyringHome(Home):
 
     def item(self, profile: str = "default") -> str | None:
         """The raw keyring item of ``profile`` (None when there is none)."""
-        from nsdk.cli._keyring import SERVICE
+        from nsdk.cli._keyring import SERVICE, _within
 
         store = self.keyring_store(profile)
-        return store.backend.get_password(SERVICE, store.account)
+        call = lambda: store.backend.get_password(SERVICE, store.account)  # noqa: E731
+        return _within(10.0, "read the item", "test", call)  # never a hung test
 
     def stop_keyring(self) -> None:
         """Stop the keyring daemon and the bus (as when the desktop session ends)."""
@@ -241,8 +242,17 @@ def keyring_home(home: Home, monkeypatch: pytest.MonkeyPatch) -> Iterator[Keyrin
     gnome_keyring = _require("gnome-keyring-daemon", "gnome-keyring")
     runtime = Path(home.env["XDG_RUNTIME_DIR"])
     runtime.chmod(0o700)
+    # A session bus without service directories: nothing is started by D-Bus activation (a
+    # second gnome-keyring-daemon, activated by an early call, would hold a locked keyring).
+    config = runtime / "bus.conf"
+    config.write_text(
+        "<busconfig><type>session</type>"
+        f"<listen>unix:path={runtime}/bus</listen><auth>EXTERNAL</auth>"
+        '<policy context="default"><allow send_destination="*" eavesdrop="true"/>'
+        '<allow eavesdrop="true"/><allow own="*"/></policy></busconfig>'
+    )
     bus = subprocess.Popen(
-        [dbus, "--session", "--nofork", "--print-address=1", f"--address=unix:path={runtime}/bus"],
+        [dbus, f"--config-file={config}", "--nofork", "--print-address=1"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

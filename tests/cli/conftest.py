@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -240,8 +241,16 @@ def keyring_home(home: Home, monkeypatch: pytest.MonkeyPatch) -> Iterator[Keyrin
     """``home`` with a private session bus and an unlocked GNOME Keyring on it."""
     dbus = _require("dbus-daemon", "dbus-daemon")
     gnome_keyring = _require("gnome-keyring-daemon", "gnome-keyring")
-    runtime = Path(home.env["XDG_RUNTIME_DIR"])
+    # The bus socket and gnome-keyring's control socket live in XDG_RUNTIME_DIR; a socket path
+    # is limited to 107 bytes (sun_path), which a deep pytest tmp_path can exceed on another
+    # machine, so the runtime directory is a short private one under /tmp.
+    runtime = Path(
+        tempfile.mkdtemp(prefix="nsdk-kr-", dir="/tmp" if Path("/tmp").is_dir() else None)
+    )
     runtime.chmod(0o700)
+    if len(str(runtime / "keyring" / "control")) > 100:
+        pytest.fail(f"the temp directory {runtime} is too deep for a Unix socket path")
+    home = Home(home.root, {**home.env, "XDG_RUNTIME_DIR": str(runtime)})
     # A session bus without service directories: nothing is started by D-Bus activation (a
     # second gnome-keyring-daemon, activated by an early call, would hold a locked keyring).
     config = runtime / "bus.conf"
@@ -288,6 +297,7 @@ def keyring_home(home: Home, monkeypatch: pytest.MonkeyPatch) -> Iterator[Keyrin
         yield keyed
     finally:
         keyed.stop_keyring()
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def jwt(**claims: Any) -> str:

@@ -1,6 +1,10 @@
 """Figure 9: command-line start-up. The wall time of ``nsdk --help`` and of ``nsdk status`` (with a
 signed-in session, and without one) against ``python -c "import httpx"``, each a fresh process;
-``nsdk api --help`` (which reads the generated command table) for information.
+``nsdk api --help`` (which reads the generated command table) for information. Where
+``dbus-daemon`` and ``gnome-keyring-daemon`` are installed, also ``nsdk status`` with the session
+in the OS keyring (GNOME Keyring on a private session bus, ``nsdk_server.secret_service``;
+targeted too), and for information the same with keyring configured by
+``PYTHON_KEYRING_BACKEND``, which makes ``nsdk`` go through keyring itself.
 
 A command line is started hundreds of times a day, so what it costs before doing anything is what
 a person waits for. ``nsdk`` is the bench environment's console script (``python -m nsdk`` where
@@ -16,12 +20,15 @@ and the heaviest imports of each command from ``PYTHONPROFILEIMPORTTIME``).
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +37,26 @@ from common import EMAIL, PASSWORD, Row, Stat, ratios, rotate, server
 TARGET = 1.50  # each command <= 1.5x python -c "import httpx"
 BASELINE = "httpx"  # the key of the baseline command
 # The commands the issue sets the target for; others are shown for information.
-TARGETED = {"nsdk --help", "nsdk status (signed in)", "nsdk status (signed out)"}
+TARGETED = {
+    "nsdk --help",
+    "nsdk status (signed in)",
+    "nsdk status (signed out)",
+    "nsdk status (signed in, OS keyring)",
+}
+KEYRING = "nsdk status (signed in, OS keyring)"
+KEYRING_CONFIGURED = "nsdk status (signed in, OS keyring, PYTHON_KEYRING_BACKEND set)"
+SECRET_SERVICE = "keyring.backends.SecretService.Keyring"
 # Modules whose presence the note reports: each a sign of a command importing more than it needs.
-WATCH = ("httpx", "attrs", "nsdk_api", "nsdk._client", "nsdk._async_client", "asyncio")
+WATCH = (
+    "httpx",
+    "attrs",
+    "nsdk_api",
+    "nsdk._client",
+    "nsdk._async_client",
+    "asyncio",
+    "keyring",
+    "secretstorage",
+)
 
 
 def nsdk_command() -> tuple[list[str], str]:
@@ -97,29 +121,57 @@ def heaviest_imports(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[st
     return ", ".join(f"{n} {ms:.0f}" for ms, n in top[:5] if n not in {"site", "encodings"}), names
 
 
+def login(nsdk: list[str], base_url: str, env: dict[str, str], cwd: Path, *extra: str) -> str:
+    """Sign in (password on stdin); "" when it worked, else the tail of stderr."""
+    result = subprocess.run(
+        [*nsdk, "--base-url", base_url, "login", "--email", EMAIL, "--password-stdin", *extra],
+        input=PASSWORD + "\n",
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if result.returncode == 0:
+        return ""
+    return f"exit {result.returncode}: " + " | ".join(result.stderr.strip().splitlines()[-2:])
+
+
+@contextlib.contextmanager
+def os_keyring(env: dict[str, str]) -> Iterator[tuple[dict[str, str] | None, str]]:
+    """A private GNOME Keyring for the keyring row: (its env, "") or (None, why there is none)."""
+    from nsdk_server.secret_service import missing, private_secret_service
+
+    if absent := missing():
+        yield None, f"not installed: {', '.join(absent)}"
+    elif importlib.util.find_spec("keyring") is None:
+        yield None, "nsdk[keyring] is not installed"
+    else:
+        with private_secret_service(env) as service:
+            yield {**env, **service.env}, ""
+
+
 def run(quick: bool = False, **_: Any) -> list[Row]:
     """Figure 9: start-up of ``nsdk --help`` and ``nsdk status`` vs ``import httpx``."""
     rounds = 5 if quick else 21
     nsdk, how = nsdk_command()
-    with tempfile.TemporaryDirectory(prefix="nsdk-bench-cli-") as name, server() as handle:
-        tmp = Path(name)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nsdk-bench-cli-")))
+        handle = stack.enter_context(server())
         (tmp / "home").mkdir()
         signed_in = clean_env(tmp / "home", tmp / "signed-in")
         signed_out = clean_env(tmp / "home", tmp / "signed-out")
-        login = subprocess.run(
-            [*nsdk, "--base-url", handle.base_url, "login", "--email", EMAIL, "--password-stdin"],
-            input=PASSWORD + "\n",
-            env=signed_in,
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        if login.returncode != 0:
-            tail = " | ".join(login.stderr.strip().splitlines()[-2:])
-            note = f"nsdk login failed ({login.returncode}) with {how}: {tail}"
+        failed = login(nsdk, handle.base_url, signed_in, tmp, "--storage", "file")
+        if failed:
+            note = f"nsdk login failed with {how}: {failed}"
             return [Row(figure="9 cli start-up", met="not measured", note=note)]
+        # The session in an OS keyring: GNOME Keyring on a private session bus.
+        keyring_env, why = stack.enter_context(
+            os_keyring(clean_env(tmp / "home", tmp / "keyring"))
+        )
+        if keyring_env is not None:
+            why = login(nsdk, handle.base_url, keyring_env, tmp, "--storage", "keyring")
         # name -> (command, environment, the exit code it must give)
         commands: dict[str, tuple[list[str], dict[str, str], int]] = {
             BASELINE: ([sys.executable, "-c", "import httpx"], signed_out, 0),
@@ -130,6 +182,13 @@ def run(quick: bool = False, **_: Any) -> list[Row]:
             "nsdk api --help": ([*nsdk, "api", "--help"], signed_out, 0),  # info: no target
         }
         broken: dict[str, str] = {}
+        if keyring_env is not None and not why:
+            commands[KEYRING] = ([*nsdk, "status"], keyring_env, 0)
+            # info: with keyring configured (here by its variable) keyring itself is imported
+            configured = {**keyring_env, "PYTHON_KEYRING_BACKEND": SECRET_SERVICE}
+            commands[KEYRING_CONFIGURED] = ([*nsdk, "status"], configured, 0)
+        else:
+            broken[KEYRING] = f"no OS keyring here ({why})"
         for key, (cmd, env, expected) in commands.items():  # warm the caches; check exit codes
             for _ in range(2):
                 *_, code, err = timed(cmd, env, tmp)
@@ -152,7 +211,7 @@ def run(quick: bool = False, **_: Any) -> list[Row]:
 
     floor = Stat.of(wall["python"]).median
     rows: list[Row] = []
-    for key in (k for k in commands if k.startswith("nsdk")):
+    for key in (k for k in dict.fromkeys([*commands, *broken]) if k.startswith("nsdk")):
         figure = f'9 cli start-up (wall): {key} vs python -c "import httpx"'
         if key in broken:
             rows.append(Row(figure=figure, met="not measured", note=broken[key]))

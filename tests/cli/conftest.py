@@ -14,13 +14,11 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +29,7 @@ from nsdk_server.testing import ServerHandle, run_server
 
 if TYPE_CHECKING:
     from nsdk.cli._keyring import KeyringTokenStore
+    from nsdk_server.secret_service import SecretService
 
 EMAIL = "user@example.com"
 PASSWORD = "demo-password"  # the reference server's documented demo user
@@ -189,7 +188,7 @@ class Home:
 class KeyringHome(Home):
     """A ``Home`` whose processes share a private Secret Service."""
 
-    daemons: list[subprocess.Popen[str]] = field(default_factory=list)
+    service: SecretService | None = None
 
     def keyring_store(self, profile: str = "default") -> KeyringTokenStore:
         """The profile's keyring store, opened from this (test) process."""
@@ -203,7 +202,7 @@ class KeyringHome(Home):
 
     def store(self, profile: str = "default") -> nsdk.FileTokenStore:
         """The profile's session: the keyring, unless in a file (or the keyring was stopped)."""
-        alive = all(d.poll() is None for d in self.daemons)
+        alive = self.service is not None and self.service.alive
         if self.session_file(profile).exists() or not alive:
             return super().store(profile)
         return self.keyring_store(profile)
@@ -218,86 +217,26 @@ class KeyringHome(Home):
 
     def stop_keyring(self) -> None:
         """Stop the keyring daemon and the bus (as when the desktop session ends)."""
-        for daemon in reversed(self.daemons):
-            if daemon.poll() is None:
-                daemon.terminate()
-                daemon.wait(timeout=10)
-
-
-def _require(program: str, package: str) -> str:
-    binary = shutil.which(program)
-    if binary is None:
-        pytest.fail(
-            f"{program} is not on PATH. .ci/run installs it (apt-get install {package}); on "
-            f"Debian or Ubuntu run `sudo apt-get install {package}`. The tests start their own "
-            "daemons on a private session bus: none needs to run.",
-            pytrace=False,
-        )
-    return binary
+        if self.service is not None:
+            self.service.stop()
 
 
 @pytest.fixture
 def keyring_home(home: Home, monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyringHome]:
     """``home`` with a private session bus and an unlocked GNOME Keyring on it."""
-    dbus = _require("dbus-daemon", "dbus-daemon")
-    gnome_keyring = _require("gnome-keyring-daemon", "gnome-keyring")
-    # The bus socket and gnome-keyring's control socket live in XDG_RUNTIME_DIR; a socket path
-    # is limited to 107 bytes (sun_path), which a deep pytest tmp_path can exceed on another
-    # machine, so the runtime directory is a short private one under /tmp.
-    runtime = Path(
-        tempfile.mkdtemp(prefix="nsdk-kr-", dir="/tmp" if Path("/tmp").is_dir() else None)
-    )
-    runtime.chmod(0o700)
-    if len(str(runtime / "keyring" / "control")) > 100:
-        pytest.fail(f"the temp directory {runtime} is too deep for a Unix socket path")
-    home = Home(home.root, {**home.env, "XDG_RUNTIME_DIR": str(runtime)})
-    # A session bus without service directories: nothing is started by D-Bus activation (a
-    # second gnome-keyring-daemon, activated by an early call, would hold a locked keyring).
-    config = runtime / "bus.conf"
-    config.write_text(
-        "<busconfig><type>session</type>"
-        f"<listen>unix:path={runtime}/bus</listen><auth>EXTERNAL</auth>"
-        '<policy context="default"><allow send_destination="*" eavesdrop="true"/>'
-        '<allow eavesdrop="true"/><allow own="*"/></policy></busconfig>'
-    )
-    bus = subprocess.Popen(
-        [dbus, f"--config-file={config}", "--nofork", "--print-address=1"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=home.env,
-    )
-    assert bus.stdout is not None
-    address = bus.stdout.readline().strip()
-    assert address.startswith("unix:path="), bus.stderr.read() if bus.stderr else address
-    env = {**home.env, "DBUS_SESSION_BUS_ADDRESS": address}
-    daemon = subprocess.Popen(
-        [gnome_keyring, "--foreground", "--unlock", "--components=secrets"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert daemon.stdin is not None
-    daemon.stdin.write("keyring-test-password")  # the new login keyring's password
-    daemon.stdin.close()
-    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)  # this process's keyring calls
-    keyed = KeyringHome(home.root, env, daemons=[bus, daemon])
-    try:
-        for _ in range(200):  # until the Secret Service is on the bus (a few hundred ms)
-            try:
-                keyed.item()
-                break
-            except Exception:  # not registered yet
-                time.sleep(0.05)
-        else:
-            pytest.fail("gnome-keyring-daemon did not come up on the private bus")
-        yield keyed
-    finally:
-        keyed.stop_keyring()
-        shutil.rmtree(runtime, ignore_errors=True)
+    from nsdk_server.secret_service import missing, private_secret_service
+
+    if absent := missing():
+        pytest.fail(
+            f"not installed: {', '.join(absent)}. .ci/run installs them; on Debian or Ubuntu run "
+            f"`sudo apt-get install {' '.join(absent)}`. The tests start their own daemons on a "
+            "private session bus: none needs to run.",
+            pytrace=False,
+        )
+    with private_secret_service(home.env) as service:
+        for name, value in service.env.items():
+            monkeypatch.setenv(name, value)  # this process's keyring calls
+        yield KeyringHome(home.root, {**home.env, **service.env}, service=service)
 
 
 def jwt(**claims: Any) -> str:

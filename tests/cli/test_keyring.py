@@ -208,3 +208,61 @@ def test_corrupt_keyring_item(keyring_home: KeyringHome, server: ServerHandle) -
     out = home.run("logout")
     assert out.code == 0 and "could not be read; removed it" in out.err
     assert home.item() is None and home.run("status").code == 4
+
+
+def _imported(err: str) -> set[str]:
+    """The modules a process imported, from its ``PYTHONPROFILEIMPORTTIME`` lines on stderr."""
+    lines = (line for line in err.splitlines() if line.startswith("import time:"))
+    return {line.rsplit("|", 1)[-1].strip() for line in lines}
+
+
+def _keyring_modules(modules: set[str]) -> set[str]:
+    return {m for m in modules if m == "keyring" or m.startswith("keyring.")}
+
+
+def test_later_commands_skip_importing_keyring(
+    keyring_home: KeyringHome, server: ServerHandle
+) -> None:
+    """After login, status/me/token/refresh/logout use SecretStorage alone, on keyring's items.
+
+    keyring's import (about 120 ms) is paid by ``login`` only. The items stay keyring's: this
+    test process reads and writes them through keyring's own Secret Service backend.
+    """
+    home = keyring_home
+    home.login(server)
+    expired = home.expire_access_token()  # written through keyring's backend
+    server.reset_stats()
+    env = {**home.env, "PYTHONPROFILEIMPORTTIME": "1"}
+    for args in (("status",), ("me",), ("token",), ("status", "--json")):
+        result = home.run(*args, env=env)
+        assert result.code == 0, result.err[-500:]
+        modules = _imported(result.err)
+        assert "secretstorage" in modules and not _keyring_modules(modules), args
+    stats = server.stats()
+    assert (stats["refresh_requests"], stats["refresh_presented_max"]) == (1, 1)
+    rotated = home.keyring_store().read().tokens  # the direct write, read by keyring
+    assert rotated is not None and rotated.refresh_token != expired.refresh_token
+    assert json.loads(result.out)["storage"] == "keyring"  # the last run: status --json
+    out = home.run("logout", env=env)
+    assert out.code == 0 and not _keyring_modules(_imported(out.err))
+    assert home.item() is None and server.stats()["requests"]["logout"] == 1
+
+
+@pytest.mark.parametrize("configured", ["keyringrc.cfg", "PYTHON_KEYRING_BACKEND"])
+def test_a_configured_keyring_is_used_as_configured(
+    keyring_home: KeyringHome, server: ServerHandle, configured: str
+) -> None:
+    """keyring configured (its config file, or the variable): keyring itself reads the item."""
+    home = keyring_home
+    home.login(server)
+    env = {**home.env, "PYTHONPROFILEIMPORTTIME": "1"}
+    chosen = "keyring.backends.SecretService.Keyring"
+    if configured == "keyringrc.cfg":
+        config = Path(home.env["XDG_CONFIG_HOME"], "python_keyring", "keyringrc.cfg")
+        config.parent.mkdir(parents=True)
+        config.write_text(f"[backend]\ndefault-keyring = {chosen}\n")
+    else:
+        env["PYTHON_KEYRING_BACKEND"] = chosen
+    me = home.run("me", env=env)
+    assert me.code == 0 and me.out == ME
+    assert "keyring.backends.SecretService" in _keyring_modules(_imported(me.err))

@@ -96,6 +96,7 @@ class State:
         from . import _keyring
 
         seconds = _keyring.timeout()
+        forget = f"`nsdk --profile {self.profile.name} logout` forgets it here"
         if backend is None:
             try:
                 backend = _keyring.backend_named(name, seconds)
@@ -103,10 +104,10 @@ class State:
                 where = f"OS keyring ({name})"
                 raise TokenStoreUnavailableError(
                     f"{where}: profile {self.profile.name!r} keeps its session there, but: "
-                    f"{exc}; `nsdk --profile {self.profile.name} logout` forgets it here",
+                    f"{exc}; {forget}",
                     store=where,
                 ) from None
-        return _keyring.KeyringTokenStore(self.profile, backend, call_timeout=seconds)
+        return _keyring.KeyringTokenStore(self.profile, backend, call_timeout=seconds, hint=forget)
 
     def clear(self, store: FileTokenStore) -> None:
         """Remove the stored session itself (a file, or a keyring item), not just its tokens."""
@@ -488,6 +489,13 @@ def token(state: State) -> int:
     return OK
 
 
+def _forget_unreachable_keyring(state: State, exc: Exception) -> int:
+    """Sign out here when the keyring holding the session cannot be reached (item left)."""
+    state.profile.remove_record()
+    _output.note(f"{exc}; signed out here, the keyring item was left as it was")
+    return OK
+
+
 @cli.command()
 @click.pass_obj
 def logout(state: State) -> int:
@@ -507,11 +515,13 @@ def logout(state: State) -> int:
         state.forget_record()
         store = state.file_store()
     except TokenStoreUnavailableError as exc:  # a keyring not usable now: forget it here
-        state.profile.remove_record()
-        _output.note(f"{exc}; signed out here, the keyring item was left as it was")
-        return OK
+        return _forget_unreachable_keyring(state, exc)
     try:
         stored = store.read()
+    except TokenStoreUnavailableError as exc:  # the keyring found, but not answering
+        if not isinstance(store, KeyringTokenStore):
+            raise
+        return _forget_unreachable_keyring(state, exc)
     except (TokenStoreCorruptError, TokenStoreKeyError) as exc:
         # Unreadable, so nothing to tell the server: signing out here means removing it.
         state.clear(store)

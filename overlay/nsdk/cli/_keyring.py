@@ -19,8 +19,8 @@ seconds (default 5) with ``TokenStoreUnavailableError``: the command ends, it do
 
 from __future__ import annotations
 
-import contextlib
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
@@ -29,6 +29,7 @@ from .._codec import open_session
 from .._errors import ConfigurationError, TokenStoreUnavailableError
 from .._file_store import FileTokenStore
 from .._tokens import StoredSession
+from . import _secret_service
 
 if TYPE_CHECKING:
     from ._profile import Profile
@@ -81,8 +82,12 @@ def timeout() -> float:
     return value
 
 
-def _within(seconds: float, what: str, where: str, call: Callable[[], T]) -> T:
-    """``call()`` in a daemon thread; TokenStoreUnavailableError past ``seconds`` or on error."""
+def _within(seconds: float, what: str, where: str, call: Callable[[], T], hint: str = "") -> T:
+    """``call()`` in a daemon thread; TokenStoreUnavailableError past ``seconds`` or on error.
+
+    ``hint`` (what the user can do about an unusable keyring) ends the error's message.
+    """
+    more = f"; {hint}" if hint else ""
     outcome: list[tuple[bool, object]] = []
 
     def run() -> None:
@@ -97,7 +102,7 @@ def _within(seconds: float, what: str, where: str, call: Callable[[], T]) -> T:
     if not outcome:  # still running: left behind, a daemon thread dies with the process
         raise TokenStoreUnavailableError(
             f"{where}: the OS keyring did not answer within {seconds:g} s ({what}); unlock it, "
-            f"raise ${TIMEOUT_ENV}, or sign in with --storage file",
+            f"raise ${TIMEOUT_ENV}, or sign in with --storage file{more}",
             store=where,
         )
     ok, value = outcome[0]
@@ -105,7 +110,7 @@ def _within(seconds: float, what: str, where: str, call: Callable[[], T]) -> T:
         return cast("T", value)
     exc = cast("BaseException", value)
     raise TokenStoreUnavailableError(
-        f"{where}: the OS keyring failed to {what}: {type(exc).__name__}", store=where
+        f"{where}: the OS keyring failed to {what}: {type(exc).__name__}{more}", store=where
     ) from exc
 
 
@@ -156,9 +161,17 @@ def find_backend(seconds: float) -> Backend:
 def backend_named(name: str, seconds: float) -> Backend:
     """The backend a profile was signed in with (its record names it), probed like above.
 
+    keyring's Secret Service backend under keyring's default configuration is reached through
+    SecretStorage alone (``_secret_service``: the same items, without keyring's 120 ms import);
+    its first call, bounded like every call of the store, is the probe.
+
     Raises:
         KeyringUnusable: It is not available now (another backend, none, or not answering).
     """
+    if name == _secret_service.NAME:
+        direct = _secret_service.direct_backend()
+        if direct is not None:
+            return direct
     backend = find_backend(seconds)
     if backend.name != name:
         raise KeyringUnusable(f"the session is in the OS keyring {name!r}, not available here")
@@ -173,11 +186,14 @@ class KeyringTokenStore(FileTokenStore):
     the item ``nsdk`` / ``<profile directory>``.
     """
 
-    def __init__(self, profile: Profile, backend: Backend, *, call_timeout: float) -> None:
+    def __init__(
+        self, profile: Profile, backend: Backend, *, call_timeout: float, hint: str = ""
+    ) -> None:
         super().__init__(profile.directory / "session")
         self.backend = backend
         self.account = str(profile.directory)
         self.call_timeout = call_timeout
+        self.hint = hint  # ends the message of a keyring that fails or does not answer
         self._where = f"OS keyring ({backend.name}), service {SERVICE}, account {self.account}"
         self._context = b"nsdk-keyring:" + os.fsencode(self.account)
 
@@ -191,6 +207,7 @@ class KeyringTokenStore(FileTokenStore):
             "read the session",
             self._where,
             lambda: self.backend.get_password(SERVICE, self.account),
+            self.hint,
         )
         if raw is None:
             return StoredSession()
@@ -205,17 +222,22 @@ class KeyringTokenStore(FileTokenStore):
             "store the session",
             self._where,
             lambda: self.backend.set_password(SERVICE, self.account, text),
+            self.hint,
         )
 
     def delete(self) -> None:
         """Remove the item (signed out); nothing if there is none."""
-        import keyring.errors
 
         def remove() -> None:
-            with contextlib.suppress(keyring.errors.PasswordDeleteError):  # already gone
+            try:
                 self.backend.delete_password(SERVICE, self.account)
+            except Exception as exc:
+                errors = sys.modules.get("keyring.errors")  # loaded if keyring raised it
+                missing = getattr(errors, "PasswordDeleteError", ())
+                if not isinstance(exc, missing):  # else already gone
+                    raise
 
-        _within(self.call_timeout, "remove the session", self._where, remove)
+        _within(self.call_timeout, "remove the session", self._where, remove, self.hint)
 
 
 __all__ = [

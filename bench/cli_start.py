@@ -167,9 +167,7 @@ def run(quick: bool = False, **_: Any) -> list[Row]:
             note = f"nsdk login failed with {how}: {failed}"
             return [Row(figure="9 cli start-up", met="not measured", note=note)]
         # The session in an OS keyring: GNOME Keyring on a private session bus.
-        keyring_env, why = stack.enter_context(
-            os_keyring(clean_env(tmp / "home", tmp / "keyring"))
-        )
+        keyring_env, why = stack.enter_context(os_keyring(clean_env(tmp / "home", tmp / "keyring")))
         if keyring_env is not None:
             why = login(nsdk, handle.base_url, keyring_env, tmp, "--storage", "keyring")
         # name -> (command, environment, the exit code it must give)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import stat
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,9 +156,9 @@ def test_a_file_owned_by_another_user_is_refused(tmp_path: Path):
         store.read()
 
 
-def _read_only_scenario(url: str, directory: str) -> dict[str, object]:
+def _read_only_scenario(url: str, directory: str, tls: ssl.SSLContext) -> dict[str, object]:
     path = os.path.join(directory, "store", "s.json")
-    client = nsdk.Client(url, token_store=nsdk.FileTokenStore(path))
+    client = nsdk.Client(url, token_store=nsdk.FileTokenStore(path), verify=tls)
     client.login(email=EMAIL, password=PASSWORD)
     os.chmod(os.path.dirname(path), 0o500)  # the directory becomes read-only
     result: dict[str, object] = {}
@@ -177,8 +179,16 @@ def test_read_only_directory_fails_before_any_refresh_is_sent(server: ServerHand
     """A read-only store directory: TokenStoreError, no refresh sent, the session kept working.
 
     Runs in a forked child that drops to an unprivileged user when the suite runs as root
-    (root ignores directory modes).
+    (root ignores directory modes). That user may not be able to read the interpreter's files
+    (a Python under /root) or the CA bundle: the parent builds the TLS context, and first runs
+    the same calls once, so that the child inherits every module they import, whatever ran
+    before this test.
     """
+    tls = ssl.create_default_context()
+    warm = tempfile.mkdtemp(prefix="nsdk-warm-")
+    _read_only_scenario(server.base_url, warm, tls)  # as this user, who may write there
+    subprocess.run(["rm", "-rf", warm], check=False)
+    server.reset_stats()
     directory = tempfile.mkdtemp(prefix="nsdk-ro-")
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -192,9 +202,11 @@ def test_read_only_directory_fails_before_any_refresh_is_sent(server: ServerHand
                 os.setgroups([])
                 os.setgid(65534)
                 os.setuid(65534)
-            result = _read_only_scenario(server.base_url, directory)
+            result = _read_only_scenario(server.base_url, directory, tls)
             os.write(write_end, json.dumps(result).encode())
             code = 0
+        except BaseException:  # said to the parent, whose assertion shows it
+            os.write(write_end, traceback.format_exc().encode())
         finally:
             os._exit(code)
     os.close(write_end)
@@ -202,7 +214,7 @@ def test_read_only_directory_fails_before_any_refresh_is_sent(server: ServerHand
         raw = fh.read()
     _, status = os.waitpid(pid, 0)
     subprocess.run(["rm", "-rf", directory], check=False)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.waitstatus_to_exitcode(status) == 0, raw.decode(errors="replace")
     result = json.loads(raw)
     assert result["error"] == "TokenStoreError"
     assert "<path>" in result["message"] and "Permission denied" in result["message"]

@@ -133,12 +133,16 @@ def tests(session: nox.Session) -> None:
 def mutation(session: nox.Session) -> None:
     """Mutation testing (mutmut) of the decision cores and the store code; not in the default run.
 
-    Prints the score per module and every surviving mutant (file, line, change); see
-    mutation/run.py. By default incremental (verdicts kept in .mutation/ for unchanged
-    functions) and bounded to 240 s of testing: what is left is reported as not tested, and the
-    next run goes on from there. ``nox -s mutation -- --full`` is the cold run of every mutant
-    (11-13 minutes on 2 cores); other arguments: ``-- _transport --fast-only --budget 600``.
-    No nsdk wheel here: the tests must import mutmut's mutated copy of the sources.
+    Two groups: the overlay's decision cores and coordination code (tests/overlay, then
+    tests/reliability), and the shared-session stores (tests/sharing and tests/redis, then their
+    multi-process tests). Prints the score per module and every surviving mutant (file, line,
+    change); see mutation/run.py. By default incremental (verdicts kept in .mutation/ for
+    unchanged functions) and bounded to 240 s of testing: what is left is reported as not
+    tested, and the next run goes on from there. ``nox -s mutation -- --full`` is the cold run
+    of every mutant (about 17 minutes on 2 cores); other arguments: ``-- _transport
+    --fast-only --budget 600``, ``-- --group shared``. Mutants run as the calling user and a
+    guard puts back the modes of /, the home and temp directories if one changes them (see
+    GUARD_PLUGIN). No nsdk wheel here: the tests must import mutmut's mutated copy.
     """
     session.install(*_group("mutation"))
     session.install("./server")

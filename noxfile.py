@@ -139,7 +139,7 @@ def mutation(session: nox.Session) -> None:
     change); see mutation/run.py. By default incremental (verdicts kept in .mutation/ for
     unchanged functions) and bounded to 240 s of testing: what is left is reported as not
     tested, and the next run goes on from there. ``nox -s mutation -- --full`` is the cold run
-    of every mutant (about 17 minutes on 2 cores); other arguments: ``-- _transport
+    of every mutant (about 18 minutes on 2 cores); other arguments: ``-- _transport
     --fast-only --budget 600``, ``-- --group shared``. Mutants run as the calling user and a
     guard puts back the modes of /, the home and temp directories if one changes them (see
     GUARD_PLUGIN). No nsdk wheel here: the tests must import mutmut's mutated copy.

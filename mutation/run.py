@@ -19,9 +19,12 @@ The modules come in two groups (``GROUPS``), each mutated in its own staging dir
   share one file or one Redis, SIGKILLed lock holders, a Redis outage), one survivor at a time
   (their load must not share the 2 cores) and with their load windows shortened
   (``Group.slow_env``). ``tests/overlay`` does not reach these modules, and
-  ``tests/sharing/test_shared_memory.py`` is about the in-memory store. mutmut does not mutate
-  decorated functions: here the staged copy applies ``@contextlib.contextmanager`` after the
-  module instead, so the file locks and the Redis lease are mutated too (``_undecorate``).
+  ``tests/sharing/test_shared_memory.py`` is about the in-memory store.
+
+mutmut does not mutate decorated functions: in both groups the staged copy applies
+``@contextlib.contextmanager`` after the module instead (``Group.context_managers``,
+``_undecorate``), so the critical sections are mutated too (the file locks, the Redis lease,
+the in-memory lock, the refresh's entry into a store's lock).
 
 Phase 1 runs through mutmut. Phase 2 runs once per phase-1 survivor, with the survivor switched
 on; a phase-2 test that fails counts as a kill only if it then passes with no mutant, in the same
@@ -36,7 +39,7 @@ survivor as ``file:line`` with the line before and after.
 Two ways to run, and which figure is which:
 
 - ``--full``: everything from scratch (fresh staging, every mutant, both phases, no time limit).
-  This is the figure of record (bench/RESULTS.md); 16-17 minutes on the 2-core machine.
+  This is the figure of record (bench/RESULTS.md); 17-18 minutes on the 2-core machine.
 - The default is incremental and bounded by ``--budget`` (seconds of wall time, default 240):
   it keeps ``.mutation/`` from the last run. A kill is kept while the source of the mutant's
   function is unchanged (mutmut's per-function hash: a change in a callee or in a test does not
@@ -116,6 +119,8 @@ PYTEST_ARGS = (
     "nsdk_mutation_hang",
     "-p",
     "nsdk_mutation_children",
+    "-p",
+    "nsdk_mutation_guard",
 )
 
 
@@ -180,9 +185,9 @@ GROUPS = (
         # The slowest unit test takes about 0.5 s (set-up, call and teardown each), the
         # slowest reliability test a few seconds.
         hang=(6.0, 60.0),
-        # Not yet: two functions would be mutated for the first time (_auth._store_lock and
-        # MemoryTokenStore.refresh_lock), each survivor a test to write.
-        context_managers=False,
+        # _auth._store_lock (a store's critical section, entered for a refresh) and
+        # _stores._Record.refresh_lock (the in-memory stores' lock).
+        context_managers=True,
     ),
     Group(
         name="shared",
@@ -196,11 +201,9 @@ GROUPS = (
             "tests/sharing/test_shared_memory.py",  # the in-memory store: reaches none of these
             "tests/redis/test_redis_fixture.py",  # the redis-server fixture itself
         ),
-        # It forks and drops to an unprivileged user, who cannot read the interpreter's files
-        # here (a root-owned pyenv): the child only works if this process imported everything
-        # it needs before, which mutmut's order of tests does not ensure. It reaches nothing
-        # here anyway (the forked child's reach is lost at its os._exit); the store's errors
-        # for a file it cannot write are pinned in-process by test_mutation_gaps_store.py.
+        # It forks and drops to an unprivileged user: the forked child's reach is lost at its
+        # os._exit, so it would be run for nothing; the store's errors for a file it cannot
+        # write are pinned in-process by test_mutation_gaps_store.py.
         fast_deselect=(
             "tests/sharing/test_file_store.py"
             "::test_read_only_directory_fails_before_any_refresh_is_sent",
@@ -371,6 +374,62 @@ def pytest_runtest_protocol(item, nextitem):
         timer.cancel()
 """.replace("{timeout}", str(TIMEOUT_EXIT))
 
+#: A pytest plugin (``-p nsdk_mutation_guard``): a mutant runs as whoever runs this, often root,
+#: and can reach far outside its test's temp directory. One did: ``FileTokenStore``'s "create each
+#: missing parent 0700" with ``not d.exists()`` negated made every existing parent 0700, ``/``
+#: and ``/tmp`` included, and no other user could open a file on the machine until they were
+#: restored by hand. So the mode and owner of ``/``, the home directory, the temp directory and
+#: the working directory with all their parents are read at the start, checked after every
+#: test, and put back if changed; the test then fails (its teardown raises), so the mutant that
+#: did it is killed, not left to break the tests after it.
+GUARD_PLUGIN = """\
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+
+def _watched():
+    paths = {Path("/"), Path.home()}
+    for base in (Path(tempfile.gettempdir()), Path.cwd()):
+        base = base.resolve()
+        paths.update([base, *base.parents])
+    return sorted(paths)
+
+
+def _state(path):
+    st = path.stat()
+    return st.st_mode & 0o7777, st.st_uid, st.st_gid
+
+
+_BEFORE = {}
+
+
+def pytest_sessionstart(session):
+    for path in _watched():
+        try:
+            _BEFORE[path] = _state(path)
+        except OSError:
+            pass
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    changed = []
+    for path, (mode, uid, gid) in _BEFORE.items():
+        try:
+            if _state(path) == (mode, uid, gid):
+                continue
+            os.chown(path, uid, gid)
+            os.chmod(path, mode)
+        except OSError:
+            pass
+        changed.append(str(path))
+    if changed:
+        raise RuntimeError(f"the test changed the mode or owner of {changed} (put back)")
+"""
+
 MUTMUT_CONFIG = """
 [tool.mutmut]
 source_paths = ["src/nsdk"]
@@ -475,6 +534,7 @@ def _write_site(group: Group) -> None:
     (site / "nsdk_mutation_stats.py").write_text(STATS_PLUGIN, encoding="utf-8")
     (site / "nsdk_mutation_hang.py").write_text(HANG_PLUGIN, encoding="utf-8")
     (site / "nsdk_mutation_children.py").write_text(CHILDREN_PLUGIN, encoding="utf-8")
+    (site / "nsdk_mutation_guard.py").write_text(GUARD_PLUGIN, encoding="utf-8")
     (group.stage / "children").mkdir(exist_ok=True)
 
 
@@ -1039,7 +1099,7 @@ def main() -> int:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="from scratch, every mutant, no time limit (the figure of record; 16-17 min)",
+        help="from scratch, every mutant, no time limit (the figure of record; 17-18 min)",
     )
     parser.add_argument(
         "--budget",

@@ -299,6 +299,39 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+class ClockedStore(nsdk.MemoryTokenStore):
+    """A memory store with a clock of its own, ``behind`` the client's (as Redis's TIME).
+
+    It records every write it accepts, and ``restart_empty()`` loses all (a store restarted).
+    """
+
+    def __init__(self, client_clock: Callable[[], float], behind: float = 50.0) -> None:
+        super().__init__()
+        self.client_clock = client_clock
+        self.behind = behind
+        self.writes: list[nsdk.StoredSession] = []
+
+    def now(self) -> float:
+        return self.client_clock() - self.behind
+
+    def compare_and_set(
+        self, expected: int, new: nsdk.StoredSession, lease: object | None = None
+    ) -> bool:
+        written = super().compare_and_set(expected, new, lease)
+        if written:
+            self.writes.append(new)
+        return written
+
+    def restart_empty(self) -> None:
+        self._record.value = nsdk.StoredSession()
+
+
+@pytest.fixture
+def clocked_store(clock: FakeClock) -> Callable[..., ClockedStore]:
+    """Build a ``ClockedStore`` on the injected clock (``behind=`` seconds, default 50)."""
+    return lambda behind=50.0: ClockedStore(clock, behind)
+
+
 @pytest.fixture
 def sleeps() -> list[float]:
     """Every wait the clients asked for, in order."""

@@ -28,37 +28,19 @@ from nsdk._session import SessionCore
 from nsdk._transport import AsyncRetryTransport, RetryTransport
 
 if TYPE_CHECKING:
-    from .conftest import Driver, FakeClock, FakeServer
+    from .conftest import ClockedStore, Driver, FakeClock, FakeServer
 
 PAIR = nsdk.Tokens("access-1", "refresh-1")
 
 
-class Recording(nsdk.MemoryTokenStore):
-    """A memory store recording every write it accepts, with a clock ``behind`` the client's."""
-
-    def __init__(self, client_clock: Callable[[], float]) -> None:
-        super().__init__()
-        self.client_clock = client_clock
-        self.behind = 50.0
-        self.writes: list[nsdk.StoredSession] = []
-
-    def now(self) -> float:
-        return self.client_clock() - self.behind
-
-    def compare_and_set(
-        self, expected: int, new: nsdk.StoredSession, lease: object | None = None
-    ) -> bool:
-        written = super().compare_and_set(expected, new, lease)
-        if written:
-            self.writes.append(new)
-        return written
-
-
 async def test_store_holds_exactly_each_write_of_a_session(
-    make: Callable[..., Driver], server: FakeServer, clock: FakeClock
+    make: Callable[..., Driver],
+    server: FakeServer,
+    clock: FakeClock,
+    clocked_store: Callable[..., ClockedStore],
 ):
     """Login, in-flight record, rotated pair, logout: each a generation, none marked expired."""
-    store = Recording(clock)
+    store = clocked_store()
     drv = make(token_store=store)
     await drv.login()
     server.expire_access()
@@ -77,10 +59,13 @@ async def test_store_holds_exactly_each_write_of_a_session(
 
 
 async def test_each_refresh_reads_the_store_clock_again(
-    make: Callable[..., Driver], server: FakeServer, clock: FakeClock
+    make: Callable[..., Driver],
+    server: FakeServer,
+    clock: FakeClock,
+    clocked_store: Callable[..., ClockedStore],
 ):
     """The store's clock moved 30 s back after the client started: the record uses its time."""
-    store = Recording(clock)
+    store = clocked_store()
     drv = make(token_store=store)  # the client measures the store 50 s behind
     await drv.login()
     store.behind = 80.0

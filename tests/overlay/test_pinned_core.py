@@ -365,30 +365,16 @@ def test_tls_failure_found_up_to_eight_links_down_the_cause_chain():
 # --- store writes, the store's clock, and refresh errors that must not be skipped -------------
 
 
-class ClockedStore(nsdk.MemoryTokenStore):
-    """A memory store with a clock 50 s behind the client's, recording every write."""
-
-    def __init__(self, client_clock: Callable[[], float]) -> None:
-        super().__init__()
-        self.client_clock = client_clock
-        self.writes: list[nsdk.StoredSession] = []
-
-    def now(self) -> float:
-        return self.client_clock() - 50.0
-
-    def compare_and_set(
-        self, expected: int, new: nsdk.StoredSession, lease: object | None = None
-    ) -> bool:
-        self.writes.append(new)
-        return super().compare_and_set(expected, new, lease)
-
-
 @pytest.mark.parametrize("kind", ["sync", "async"])
 async def test_refresh_record_is_in_the_store_clock(
-    kind: str, client_factory: Callable[..., Any], server: Any, clock: Any
+    kind: str,
+    client_factory: Callable[..., Any],
+    server: Any,
+    clock: Any,
+    clocked_store: Callable[..., Any],
 ):
     """The in-flight record's times are the store's (its now()), with the refresh deadline."""
-    store = ClockedStore(clock)
+    store = clocked_store()
     drv = client_factory(kind, token_store=store)
     await drv.login()
     store.writes.clear()

@@ -15,7 +15,7 @@ import nsdk
 import pytest
 
 if TYPE_CHECKING:
-    from .conftest import Driver, FakeClock, FakeServer
+    from .conftest import ClockedStore, Driver, FakeClock, FakeServer
 
 LOGIN = ("login", None)
 A1, A2 = nsdk.Tokens("access-1", "refresh-1"), nsdk.Tokens("access-2", "refresh-2")
@@ -428,27 +428,17 @@ async def test_foreign_error_entering_a_store_lock_is_a_token_store_error(
     assert server.seq == [] and drv.state is nsdk.SessionState.ACTIVE
 
 
-class ClockedStore(nsdk.MemoryTokenStore):
-    """A memory store with a clock of its own (as Redis's TIME), and a restart that loses all."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        super().__init__()
-        self._store_clock = clock
-
-    def now(self) -> float:
-        return self._store_clock()
-
-    def restart_empty(self) -> None:
-        self._record.value = nsdk.StoredSession()
-
-
 @pytest.mark.parametrize("skew", [-300.0, 300.0])
 async def test_skewed_host_refreshes_by_the_store_clock(
-    make: Callable[..., Driver], server: FakeServer, clock: FakeClock, skew: float
+    make: Callable[..., Driver],
+    server: FakeServer,
+    clock: FakeClock,
+    skew: float,
+    clocked_store: Callable[..., ClockedStore],
 ):
     """A host 5 minutes off: no refresh before the token's exp on the store's clock, one after."""
     server.jwt_ttl = 60.0  # JWT access tokens: iat/exp on the server's (the store's) time
-    store = ClockedStore(clock)
+    store = clocked_store(behind=0.0)
     drv = make(token_store=store, clock=lambda: clock() + skew, refresh_leeway=0)
     await drv.login()
     server.calls.clear()
@@ -462,10 +452,13 @@ async def test_skewed_host_refreshes_by_the_store_clock(
 
 
 async def test_store_restarted_empty_is_an_expired_session(
-    make: Callable[..., Driver], server: FakeServer, clock: FakeClock
+    make: Callable[..., Driver],
+    server: FakeServer,
+    clock: FakeClock,
+    clocked_store: Callable[..., ClockedStore],
 ):
     """The store lost the session (generation went back to 0): SessionExpiredError, no refresh."""
-    store = ClockedStore(clock)
+    store = clocked_store(behind=0.0)
     drv = make(token_store=store)
     await drv.login()
     server.calls.clear()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import time
 
 import httpx
@@ -102,6 +104,34 @@ def test_truncated_body(api, server) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
         api.login()
     assert api.login().status_code == 200
+
+
+def test_truncated_body_waits_for_a_late_request_body(server) -> None:
+    """A request body that arrives after the cut-short answer began still ends in an orderly close.
+
+    The server reads the body before it closes; closing with the body unread would make the
+    kernel answer it with a reset, and a client would see "connection reset", not a short body.
+    """
+    server.faults.add("login", status=200, body="truncated")
+    body = json.dumps({"email": "user@example.com", "password": "demo-password"}).encode()
+    host, port = httpx.URL(server.base_url).host, httpx.URL(server.base_url).port
+    head = (
+        f"POST /api/auth/login HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, port), timeout=10.0) as sock:
+        sock.sendall(head)
+        received = b""
+        while b"\r\n\r\n" not in received:  # the answer starts before the body is sent
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+        sock.sendall(body)
+        while chunk := sock.recv(65536):  # ConnectionResetError here is the failure
+            received += chunk
+    headers, _, sent = received.partition(b"\r\n\r\n")
+    declared = int(re.search(rb"(?im)^content-length: *(\d+)", headers).group(1))
+    assert headers.startswith(b"HTTP/1.1 200 ") and 0 < len(sent) < declared
 
 
 def test_drop_before_does_not_perform(api, server) -> None:

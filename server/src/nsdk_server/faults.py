@@ -217,9 +217,12 @@ class FaultLayer:
         if spec.status is None and spec.body is None:
             await self.app(scope, receive, send)  # delay only
             return
-        await self._answer(spec, scope, send)
+        await self._answer(spec, scope, send, unread=None if performed else receive)
 
-    async def _answer(self, spec: FaultSpec, scope: Scope, send: Send) -> None:
+    async def _answer(
+        self, spec: FaultSpec, scope: Scope, send: Send, unread: Receive | None
+    ) -> None:
+        """Send the scripted answer; `unread` receives the request body nobody has read yet."""
         status, content_type, body = _render(spec, str(scope.get("nsdk.request_id", "")))
         headers = [(b"content-type", content_type.encode()), (b"cache-control", b"no-store")]
         if spec.retry_after is not None:
@@ -231,6 +234,8 @@ class FaultLayer:
             await send(
                 {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
             )
+            if unread is not None:
+                await _drain(unread)
             await self.registry.close(scope.get("client"))
             return
         if status in (204, 304):  # no body and no body headers for these (RFC 9110)
@@ -239,6 +244,19 @@ class FaultLayer:
             headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _drain(receive: Receive) -> None:
+    """Read the request body to its end, unless the client has gone.
+
+    Closing a socket whose peer's bytes are still unread makes the kernel answer with a reset
+    instead of an orderly close, and the client would see "connection reset" where a cut-short
+    body was scripted.
+    """
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 async def _discard(message: Message) -> None:

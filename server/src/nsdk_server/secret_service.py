@@ -26,6 +26,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .testing import stop_process
+
 #: (program, Debian package) the private Secret Service needs.
 PROGRAMS = (("dbus-daemon", "dbus-daemon"), ("gnome-keyring-daemon", "gnome-keyring"))
 #: The password of the login keyring the daemon creates (a throwaway keyring).
@@ -58,13 +60,7 @@ class SecretService:
     def stop(self) -> None:
         """Stop the daemon, then the bus (as when the desktop session ends)."""
         for proc in reversed(self.processes):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
 
 
 def _program(name: str) -> str:

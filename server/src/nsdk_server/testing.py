@@ -33,7 +33,14 @@ from typing import IO, Any
 
 import httpx
 
-__all__ = ["FaultsClient", "ServerHandle", "run_server", "run_server_in_thread", "server_args"]
+__all__ = [
+    "FaultsClient",
+    "ServerHandle",
+    "run_server",
+    "run_server_in_thread",
+    "server_args",
+    "stop_process",
+]
 
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
@@ -268,11 +275,12 @@ def _read_first_line(stream: IO[str], proc: subprocess.Popen[str]) -> str | None
         return None
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def stop_process(proc: subprocess.Popen[str], timeout: float = _STOP_TIMEOUT) -> None:
+    """Terminate ``proc`` if it still runs; kill it if it has not ended within ``timeout``."""
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(timeout=_STOP_TIMEOUT)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -338,11 +346,11 @@ def _run_subprocess(
         assert proc.stdout is not None
         line = _read_first_line(proc.stdout, proc)
         if not line or not line.startswith("http"):
-            _stop(proc)
+            stop_process(proc)
             raise RuntimeError(f"nsdk_server did not start:\n{log_path.read_text()}")
         yield line.strip(), log_path, proc
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @contextlib.contextmanager

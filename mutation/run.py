@@ -80,6 +80,7 @@ Usage (from the nox session, whose venv has mutmut, the test tools and the refer
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import importlib.util
 import json
@@ -91,6 +92,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -596,19 +598,22 @@ def _stage(group: Group, modules: list[str], *, keep: bool = False) -> None:
 
 def _functions(path: Path) -> set[str]:
     """The functions and methods of a module (``Class.name``), with a mark for undecorated ones."""
-    import ast
-
     if not path.exists():
         return set()
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        f"{name}{'' if node.decorator_list else ' (undecorated)'}"
+        for name, node in _defs(ast.parse(path.read_text(encoding="utf-8")))
+    }
+
+
+def _defs(tree: ast.Module) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """The module's functions and its classes' methods, each with its name (``Class.name``)."""
     scopes: list[tuple[str, list[ast.stmt]]] = [("", tree.body)]
     scopes += [(f"{n.name}.", n.body) for n in tree.body if isinstance(n, ast.ClassDef)]
-    return {
-        f"{prefix}{node.name}{'' if node.decorator_list else ' (undecorated)'}"
-        for prefix, body in scopes
-        for node in body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    }
+    for prefix, body in scopes:
+        for node in body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                yield f"{prefix}{node.name}", node
 
 
 def _undecorate(path: Path) -> None:
@@ -617,24 +622,18 @@ def _undecorate(path: Path) -> None:
     The same objects result (a decorator is a call on the function once defined); the decorator
     line becomes a comment, so every line keeps its number, and the calls go at the end.
     """
-    import ast
-
     lines = path.read_text(encoding="utf-8").split("\n")
     tree = ast.parse("\n".join(lines))
-    scopes: list[tuple[str, list[ast.stmt]]] = [("", tree.body)]
-    scopes += [(f"{n.name}.", n.body) for n in tree.body if isinstance(n, ast.ClassDef)]
     calls = []
-    for prefix, body in scopes:
-        for node in body:
-            if not isinstance(node, ast.FunctionDef) or len(node.decorator_list) != 1:
-                continue
-            if ast.unparse(node.decorator_list[0]) != "contextlib.contextmanager":
-                continue
-            line = node.decorator_list[0].lineno - 1
-            indent = lines[line][: len(lines[line]) - len(lines[line].lstrip())]
-            lines[line] = f"{indent}# @contextlib.contextmanager: applied at the end (run.py)"
-            name = f"{prefix}{node.name}"
-            calls.append(f"{name} = contextlib.contextmanager({name})")
+    for name, node in _defs(tree):
+        if not isinstance(node, ast.FunctionDef) or len(node.decorator_list) != 1:
+            continue
+        if ast.unparse(node.decorator_list[0]) != "contextlib.contextmanager":
+            continue
+        line = node.decorator_list[0].lineno - 1
+        indent = lines[line][: len(lines[line]) - len(lines[line].lstrip())]
+        lines[line] = f"{indent}# @contextlib.contextmanager: applied at the end (run.py)"
+        calls.append(f"{name} = contextlib.contextmanager({name})")
     if calls:
         path.write_text("\n".join([*lines, *calls, ""]), encoding="utf-8")
 
@@ -880,8 +879,6 @@ def _import_time(module: str) -> set[str]:
     mutmut switches mutants on in processes forked after the import, so a mutant in such a
     function is never active there: those are checked again in a fresh process.
     """
-    import ast
-
     tree = ast.parse((ROOT / "overlay" / "nsdk" / module).read_text(encoding="utf-8"))
     statements: list[ast.stmt] = []
     for node in tree.body:
@@ -937,8 +934,6 @@ def _function_of(mutant: str) -> str:
 
 def _change(group: Group, mutant: str, module: str) -> Change:
     """Where ``mutant`` is in the staged ``module`` and the lines it changes (cwd: the stage)."""
-    import ast
-
     from mutmut.mutation.diff_apply import get_diff_for_mutant
     from mutmut.utils.format_utils import orig_function_and_class_names_from_key
 

@@ -241,34 +241,30 @@ def test_a_failing_cipher_names_the_store(redis_server: RedisServer) -> None:
 # --- Redis refusing, Redis gone -----------------------------------------------------------------
 
 
+def _assert_read_refused(store: nsdk.RedisTokenStore, where: str, error: str) -> None:
+    """``store.read()`` raises exactly TokenStoreError (not retryable), naming what to check."""
+    with pytest.raises(nsdk.TokenStoreError) as info:
+        store.read()
+    assert type(info.value) is nsdk.TokenStoreError
+    refused = f"Redis refused ({error}); {REFUSED}"
+    assert str(info.value) == f"{where}: cannot read the session: {refused}"
+    assert info.value.store == where
+
+
 def test_wrong_password_is_refused_with_the_exact_message(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
     """A wrong password: TokenStoreError (not retryable), naming what to check."""
     server = redis_factory(password="s3cret-redis-pw")
     bad = nsdk.RedisTokenStore(server.url.replace("s3cret-redis-pw", "wrong-pw-123"), key="t:a")
-    with pytest.raises(nsdk.TokenStoreError) as info:
-        bad.read()
-    where = _where(server, "t:a")
-    assert type(info.value) is nsdk.TokenStoreError
-    assert str(info.value) == (
-        f"{where}: cannot read the session: Redis refused (AuthenticationError); {REFUSED}"
-    )
-    assert info.value.store == where
+    _assert_read_refused(bad, _where(server, "t:a"), "AuthenticationError")
 
 
 def test_another_redis_error_is_a_refusal(redis_server: RedisServer) -> None:
     """The key holds another type (WRONGTYPE): TokenStoreError, the same advice, exact message."""
     redis_server.client().set("t:string", "not a hash")
     store = nsdk.RedisTokenStore(redis_server.url, key="t:string")
-    with pytest.raises(nsdk.TokenStoreError) as info:
-        store.read()
-    where = _where(redis_server, "t:string")
-    assert type(info.value) is nsdk.TokenStoreError
-    assert str(info.value) == (
-        f"{where}: cannot read the session: Redis refused (ResponseError); {REFUSED}"
-    )
-    assert info.value.store == where
+    _assert_read_refused(store, _where(redis_server, "t:string"), "ResponseError")
 
 
 def test_redis_down_messages_say_what_could_not_be_done(redis_server: RedisServer) -> None:

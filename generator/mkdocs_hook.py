@@ -91,12 +91,17 @@ def on_files(files: Files, config: Any) -> Files:
     return files
 
 
-# mkdocs-swagger-ui-tag defines the function its iframe calls on every resize in a script that
-# runs only once Material's bundle has loaded; when Swagger UI renders first (a fast load), the
-# iframe's call fails ("parent.update_swagger_ui_iframe_height is not a function", a console
-# error, the frame left short). The same function, defined in <head> before the iframe exists,
-# closes that window; the plugin's later definition replaces it with the same behaviour.
-EARLY_RESIZE_SCRIPT = """<script>
+# mkdocs-swagger-ui-tag's iframe meets the page through two things the page defines only once
+# Material's bundle has loaded and run (its document$). When Swagger UI loads first (a fast load,
+# or a slow bundle):
+# - the iframe's resize call fails ("parent.update_swagger_ui_iframe_height is not a function", a
+#   console error, the frame left short). The same function, defined in <head> before the iframe
+#   exists, closes that window; the plugin's later definition replaces it with the same behaviour.
+# - the iframe reads the page's scheme (parent.__init_is_dark_mode) once, at its load, before the
+#   page has set it: the explorer stays light on a dark page. So once the page has run, and again
+#   at each explorer iframe's load, every explorer is put on the page's current scheme (later
+#   toggles are the plugin's own: it watches data-md-color-scheme).
+EXPLORER_HEAD_SCRIPT = """<script>
 window.update_swagger_ui_iframe_height = function (id) {
   var frame = document.getElementById(id);
   if (frame && frame.contentWindow && frame.contentWindow.document.body) {
@@ -105,14 +110,36 @@ window.update_swagger_ui_iframe_height = function (id) {
     frame.style.height = height;
   }
 };
+document.addEventListener("DOMContentLoaded", function () {
+  var frames = document.querySelectorAll("iframe.swagger-ui-iframe");
+  function followScheme() {
+    var dark = document.body.getAttribute("data-md-color-scheme") === "slate";
+    frames.forEach(function (frame) {
+      var explorer = frame.contentWindow;
+      if (explorer && typeof explorer.enable_dark_mode === "function") {
+        if (dark) {
+          explorer.enable_dark_mode();
+        } else {
+          explorer.disable_dark_mode();
+        }
+      }
+    });
+  }
+  frames.forEach(function (frame) {
+    frame.addEventListener("load", followScheme);
+  });
+  if (typeof document$ !== "undefined") {  // Material's bundle ran
+    document$.subscribe(followScheme);
+  }
+});
 </script>
 """
 
 
 def on_post_page(output: str, page: Any, config: Any) -> str:
-    """On the API Explorer page, define the iframe's resize callback before the iframe loads."""
+    """On the API Explorer page, let the iframe load before or after the page's own scripts."""
     if 'class="swagger-ui-iframe"' in output and "</head>" in output:
-        output = output.replace("</head>", EARLY_RESIZE_SCRIPT + "</head>", 1)
+        output = output.replace("</head>", EXPLORER_HEAD_SCRIPT + "</head>", 1)
     return output
 
 

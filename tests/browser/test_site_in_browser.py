@@ -21,7 +21,15 @@ from _docs_site import SpecChangeSite
 from _secret_scan import LEDGER
 from nsdk_server.config import DEFAULT_USER
 from nsdk_server.testing import ServerHandle, run_server_in_thread
-from playwright.sync_api import Browser, CDPSession, FrameLocator, Locator, Page, expect
+from playwright.sync_api import (
+    Browser,
+    CDPSession,
+    FrameLocator,
+    Locator,
+    Page,
+    Route,
+    expect,
+)
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 TIMEOUT_MS = 15_000
@@ -201,6 +209,37 @@ def test_explorer_follows_the_light_and_dark_scheme(
         page.locator("label.md-header__button[for^='__palette_']:visible").click()
         page.wait_for_function("document.body.dataset.mdColorScheme === 'slate'")
         assert swagger.evaluate(is_dark) is True
+        assert not watched.errors
+    finally:
+        context.close()
+
+
+def test_explorer_loaded_before_the_page_scripts_follows_the_dark_scheme(
+    browser: Browser, site_server: SiteServer
+) -> None:
+    """Swagger UI rendered before Material's bundle has run (a slow network) still starts dark.
+
+    The bundle is held until the explorer has rendered: the plugin's iframe then reads the
+    page's scheme before the page has set it, and the site's own head script catches it up.
+    """
+    context = browser.new_context(color_scheme="dark")
+    try:
+        watched = watch(context.new_page())
+        page = watched.page
+        held: list[Route] = []
+
+        def hold(route: Route) -> None:
+            held.append(route)  # answered below, once the explorer has rendered
+
+        page.route(re.compile(r"/assets/javascripts/bundle\.[0-9a-f]+\.min\.js$"), hold)
+        page.goto(site_server.url + "/api-explorer/", wait_until="commit", timeout=TIMEOUT_MS)
+        swagger = explorer(page)
+        assert len(held) == 1 and page.evaluate("typeof window.document$") == "undefined"
+        held[0].continue_()
+        page.wait_for_function("document.body.dataset.mdColorScheme === 'slate'")
+        expect(swagger.locator("html")).to_have_class(re.compile(r"\bdark-mode\b"))
+        page.locator("label.md-header__button[for^='__palette_']:visible").click()
+        expect(swagger.locator("html")).not_to_have_class(re.compile(r"\bdark-mode\b"))
         assert not watched.errors
     finally:
         context.close()
